@@ -33,6 +33,7 @@ def atomic_dir(target: Path, overwrite: bool = False) -> Iterator[Path]:
         raise TokengraftError(f"output folder {target} already exists; choose another --out or pass --overwrite")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a finished output folder is an ordinary folder
     try:
         yield tmp
     except BaseException:
