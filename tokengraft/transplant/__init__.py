@@ -1,0 +1,34 @@
+"""Transplant: give a pretrained model a new tokenizer, computing rows for the new vocabulary.
+
+>>> # from tokengraft.transplant import TransplantOptions, transplant
+>>> # result = transplant(TransplantOptions("smollm2-135m", "out/tok-fr-bpe32k", out="out/smollm2-fr"))
+
+Names are resolved lazily so that importing a method module (``tokengraft.transplant.methods.fvt``)
+does not pull in the orchestration, and the orchestration can import the methods freely.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "TransplantOptions": "tokengraft.transplant.options",
+    "DEFAULT_METHOD": "tokengraft.transplant.options",
+    "TransplantResult": "tokengraft.transplant.run",
+    "transplant": "tokengraft.transplant.run",
+    "transplant_model": "tokengraft.transplant.core",
+    "get_method": "tokengraft.transplant.core",
+    "Inputs": "tokengraft.transplant.inputs",
+    "Diagnostics": "tokengraft.transplant.diagnostics",
+    "Correspondence": "tokengraft.transplant.correspondence",
+    "build_correspondence": "tokengraft.transplant.correspondence",
+    "write_transplant": "tokengraft.transplant.writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tokengraft.transplant' has no attribute {name!r}")

@@ -1,0 +1,78 @@
+"""Write a transplanted model as a folder that plain ``transformers`` loads.
+
+Contents: safetensors weights + ``config.json`` + ``generation_config.json``
+(``save_pretrained``), the new tokenizer files (with the chat markers that were added and
+the base model's chat template), ``transplant.json`` (options, specs, counts, summary,
+warnings) and ``transplant_tokens.jsonl`` (one line per token: how its row was made).
+The folder is written whole or not at all (:func:`tokengraft.assets.cache.atomic_dir`).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokengraft.assets.cache import atomic_dir
+from tokengraft.errors import TokengraftError
+from tokengraft.transplant.diagnostics import write_token_lines
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "transplant.json"
+TOKENS = "transplant_tokens.jsonl"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_dtype(name: str | None) -> torch.dtype | None:
+    if name is None:
+        return None
+    if name not in DTYPES:
+        raise TokengraftError(f"unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict[str, Any], diagnostics: Any,
+                     *, overwrite: bool = False, dtype: str | None = None) -> Path:
+    """Save model, tokenizer and diagnostics into ``out`` atomically; return the folder.
+
+    ``diagnostics``: the :class:`tokengraft.transplant.core.Diagnostics` of the transplant.
+    A failure while writing (disk full, Ctrl-C) leaves no partial folder behind.
+    """
+    out = Path(out)
+    target_dtype = parse_dtype(dtype)
+    if target_dtype is not None:
+        model = model.to(target_dtype)
+    try:
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            model.save_pretrained(tmp)  # safetensors is the default (and only) format in transformers 5
+            tokenizer.save_pretrained(tmp)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            write_token_lines(tmp / TOKENS, diagnostics.tokens, diagnostics.texts)
+    except OSError as exc:
+        what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise TokengraftError(f"could not write {out} ({what}); nothing was kept:"
+                              " free space or choose another --out") from exc
+    logger.info("wrote %s", out)
+    return out
+
+
+def manifest(options: Any, diagnostics: Any, *, seconds: float, weights_dtype: str) -> dict[str, Any]:
+    """The JSON that records how the folder was made: options, specs, counts, summary, timing."""
+    summary = diagnostics.summary
+    return {
+        "tokengraft": "transplant",
+        "options": options.to_json(),
+        "method": summary.method,
+        "base_model": options.model,
+        "tokenizer": options.tokenizer,
+        "donor": options.donor,
+        "weights_dtype": weights_dtype,
+        "seconds": round(seconds, 3),
+        "config_ids": diagnostics.config_ids,
+        "summary": summary.to_json(),
+        "tokens_file": TOKENS,
+    }
