@@ -1,0 +1,127 @@
+"""Healing runs on a tiny random Llama: losses go down, the right parameters move, resume is exact."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_heal_helpers import heal_world, make_texts, one_thread  # noqa: F401  (fixtures)
+
+from tokengraft.heal import HealOptions, heal
+from tokengraft.heal import trainer as trainer_module
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def options(world, tmp_path, **kw) -> HealOptions:
+    base = dict(model=str(world["student"]), corpus=[str(world["corpus"])], steps=12, seq_len=32, batch_size=4,
+                lr=1e-2, warmup=2, save_every=0, eval_every=0, out=str(tmp_path / "out"), progress=False)
+    base.update(kw)
+    return HealOptions(**base)
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def first_last(curve, key="loss", n=3) -> tuple[float, float]:
+    return sum(e[key] for e in curve[:n]) / n, sum(e[key] for e in curve[-n:]) / n
+
+
+def test_embeddings_mode_lowers_loss_and_bpb_and_trains_only_embeddings(heal_world, tmp_path):  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    result = heal(options(heal_world, tmp_path, eval=[str(heal_world["heldout"])], eval_every=6))
+    start, end = first_last(result.loss_curve)
+    assert end < start - 0.3, (start, end)
+    assert [e["step"] for e in result.eval_curve] == [0, 6, 12]
+    bpb = [next(iter(e["bpb"].values())) for e in result.eval_curve]
+    assert bpb[-1] < bpb[0] - 0.1
+    assert result.steps == 12 and result.tokens_seen == 12 * 4 * 32
+    before, after = weights(heal_world["student"]), weights(result.out)
+    assert set(before) == set(after)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"model.embed_tokens.weight"}  # tied: the output matrix is the same tensor
+    model = AutoModelForCausalLM.from_pretrained(result.out)  # plain transformers, no tokengraft
+    assert model.config.vocab_size == 320
+    record = json.loads((result.out / "heal.json").read_text())
+    assert len(record["loss_curve"]) == 12 and record["tokens_seen"] == result.tokens_seen
+    assert (result.out / "heal.png").stat().st_size > 1000
+    assert (result.out / "transplant.json").is_file()  # the healed folder keeps the transplant's record
+    assert not (tmp_path / "out.checkpoints").exists()
+
+
+def test_only_new_keeps_copied_rows_bit_identical(heal_world, tmp_path):  # noqa: F811
+    table = tmp_path / "rows.jsonl"  # a datasets-style table: one document per row
+    table.write_text("\n".join(json.dumps({"text": t}) for t in make_texts(8, seed=5)) + "\n")
+    result = heal(options(heal_world, tmp_path, steps=4, only_new=True, corpus=[str(table)]))
+    lines = [json.loads(x) for x in (heal_world["student"] / "transplant_tokens.jsonl").read_text().splitlines()]
+    copied = torch.tensor([x["src"] in ("copied", "special:content") for x in lines])
+    assert 0 < int(copied.sum()) < len(copied)
+    before = weights(heal_world["student"])["model.embed_tokens.weight"]
+    after = weights(result.out)["model.embed_tokens.weight"]
+    assert torch.equal(before[copied], after[copied])
+    assert (before[~copied] != after[~copied]).any(dim=1).all()
+
+
+def test_alm_lowers_the_distillation_loss(heal_world, tmp_path):  # noqa: F811
+    result = heal(options(heal_world, tmp_path, mode="alm", steps=15, lr=2e-2))
+    start, end = first_last(result.loss_curve, "alm_loss")
+    assert end < start * 0.6, (start, end)
+    # ALM alone (no LM term) teaches the student what the better-trained teacher knows.
+    lm_start, lm_end = first_last(result.loss_curve, "lm_loss")
+    assert lm_end < lm_start - 0.5, (lm_start, lm_end)
+    record = json.loads((result.out / "heal.json").read_text())
+    assert record["teacher"] == str(heal_world["teacher"])  # the default: transplant.json's base model
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_lora_and_full_train_the_body_and_save_plain_weights(heal_world, tmp_path, mode):  # noqa: F811
+    result = heal(options(heal_world, tmp_path, mode=mode, steps=3, lr=1e-3, eval=[str(heal_world["heldout"])],
+                          eval_max_bytes=3000))
+    assert [e["step"] for e in result.eval_curve] == [0, 3]  # the BPB meter scores the (LoRA-wrapped) model
+    assert result.eval_curve[0]["bpb"] != result.eval_curve[1]["bpb"]
+    before, after = weights(heal_world["student"]), weights(result.out)
+    assert set(after) == set(before)  # LoRA merged away: no adapter keys, loads without peft
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight",
+                 "model.embed_tokens.weight"):
+        assert not torch.equal(before[name], after[name]), name
+    norms_moved = not torch.equal(before["model.norm.weight"], after["model.norm.weight"])
+    assert norms_moved == (mode == "full")
+
+
+def interrupt_at(monkeypatch, step: int | None) -> list[int]:
+    """Make the run raise KeyboardInterrupt before ``step``; returns the steps it took."""
+    real, taken = trainer_module._optimizer_step, []
+
+    def flaky(run):
+        if run.step == step:
+            raise KeyboardInterrupt
+        taken.append(run.step + 1)
+        return real(run)
+
+    monkeypatch.setattr(trainer_module, "_optimizer_step", flaky)
+    return taken
+
+
+@pytest.mark.parametrize("kw", [dict(mode="lora"),
+                                dict(mode="alm", alm_params="full", alm_lm_weight=0.5, batch_size=4, grad_accum=2)],
+                         ids=["lora", "alm-full"])
+def test_resume_reproduces_an_uninterrupted_run_exactly(heal_world, tmp_path, monkeypatch, kw):  # noqa: F811
+    common = dict(steps=7, save_every=2, lr=5e-3, **kw)
+    straight = heal(options(heal_world, tmp_path / "a", **common))
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 5)
+        with pytest.raises(KeyboardInterrupt):
+            heal(options(heal_world, tmp_path / "b", **common))
+    saved = sorted(p.name for p in (tmp_path / "b" / "out.checkpoints").iterdir())
+    assert saved == ["step-00000002", "step-00000004"]
+    with monkeypatch.context() as patch:
+        taken = interrupt_at(patch, None)
+        resumed = heal(options(heal_world, tmp_path / "b", resume=True, **common))
+    assert taken == [5, 6, 7]  # continued after the newest checkpoint, not from the start
+    assert resumed.steps == straight.steps == 7
+    assert [e["loss"] for e in resumed.loss_curve] == [e["loss"] for e in straight.loss_curve]
+    a, b = weights(straight.out), weights(resumed.out)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,96 @@
+"""TokenAdapt hybrid: hand-computed local and global weights, their mix, and the fallbacks."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tokengraft.transplant.methods.base import METHODS, InitProblem
+from tokengraft.transplant.methods.tokenadapt import TokenAdaptOptions, global_weights, local_weights, tokenadapt
+
+
+def softmax(values: list[float]) -> list[float]:
+    exps = [math.exp(v) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_local_weights_hand_made():
+    # sims 1, 0 -> a = softmax = (.731, .269); length shares .4, .6; w = softmax(((a + len) / 2) / .3)
+    a = softmax([1.0, 0.0])
+    expected = softmax([(a[0] + 0.4) / 2 / 0.3, (a[1] + 0.6) / 2 / 0.3])
+    out = local_weights(torch.tensor([[1.0, 0.0, 9.0]]), torch.tensor([[0.4, 0.6, 9.0]]),
+                        torch.tensor([[True, True, False]]), 0.3)
+    torch.testing.assert_close(out, torch.tensor([expected + [0.0]]))
+
+
+def test_global_weights_drop_negative_and_renormalise():
+    out = global_weights(torch.tensor([[0.9, 0.3, -0.2], [-0.1, -0.2, -0.3]]), 0.3, 0.0)
+    kept = softmax([3.0, 1.0])  # softmax over (.9, .3, -.2) / .3 with the third dropped, renormalised
+    torch.testing.assert_close(out, torch.tensor([kept + [0.0], [0.0, 0.0, 0.0]]))
+
+
+OLD = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [-1.0, -1.0]])
+
+
+def make_problem(seed: int = 0) -> InitProblem:
+    """Old: he, llo, x, y. New: he (copied), hello (pieces he+llo), zz (no pieces), \\xff (nothing), hey (no vector)."""
+    return InitProblem(
+        old=OLD, which="input",
+        new_bytes=[b"he", b"hello", b"zz", b"\xff", b"hey"], old_bytes=[b"he", b"llo", b"x", b"y"],
+        copied=torch.tensor([0, -1, -1, -1, -1]), pieces=[[0], [0, 1], [], [], [0, 3]],
+        aux_old=torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-0.6, -0.8]]),
+        aux_new=torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]),
+        seed=seed,
+    )
+
+
+def test_tokenadapt_hand_computed_rows():
+    result = tokenadapt(make_problem(), TokenAdaptOptions())
+    # hello: local over he (sim 1, 2/5 bytes) and llo (sim 0, 3/5 bytes)
+    a = softmax([1.0, 0.0])
+    w = softmax([(a[0] + 0.4) / 2 / 0.3, (a[1] + 0.6) / 2 / 0.3])
+    e_loc = w[0] * OLD[0] + w[1] * OLD[1]
+    # global: cos to he, llo, x, y = 1, 0, .6, -.6 -> top 3 he, x, llo (sim 0 is kept: not below 0)
+    g = softmax([1 / 0.3, 0.6 / 0.3, 0.0])
+    e_glob = g[0] * OLD[0] + g[1] * OLD[2] + g[2] * OLD[1]
+    torch.testing.assert_close(result.rows[1], 0.7 * e_loc + 0.3 * e_glob)
+    # zz: global only; cos = 0, 1, .8, -.8 -> llo, x, he
+    g = softmax([1 / 0.3, 0.8 / 0.3, 0.0])
+    torch.testing.assert_close(result.rows[2], g[0] * OLD[1] + g[1] * OLD[2] + g[2] * OLD[0])
+    # hey: no vector -> local only with similarity 0 for both pieces (he 2/3 bytes, y 1/3)
+    w = softmax([(0.5 + 2 / 3) / 2 / 0.3, (0.5 + 1 / 3) / 2 / 0.3])
+    torch.testing.assert_close(result.rows[4], w[0] * OLD[0] + w[1] * OLD[3])
+    assert result.source == ["copied", "tokenadapt", "tokenadapt", "fallback:no-estimate", "tokenadapt"]
+    assert torch.equal(result.rows[0], OLD[0])
+
+
+def test_tokenadapt_local_only_when_mix_is_zero_and_deterministic_fallback():
+    local = tokenadapt(make_problem(), TokenAdaptOptions(mix=0.0))
+    a = softmax([1.0, 0.0])
+    w = softmax([(a[0] + 0.4) / 2 / 0.3, (a[1] + 0.6) / 2 / 0.3])
+    torch.testing.assert_close(local.rows[1], w[0] * OLD[0] + w[1] * OLD[1])
+    again, other = tokenadapt(make_problem(seed=0), TokenAdaptOptions()), tokenadapt(make_problem(seed=1), TokenAdaptOptions())
+    assert torch.equal(again.rows, tokenadapt(make_problem(seed=0), TokenAdaptOptions()).rows)
+    assert not torch.equal(again.rows[3], other.rows[3])
+    assert torch.isfinite(again.rows).all()
+
+
+def test_tokenadapt_chunking_does_not_change_rows():
+    gen = torch.Generator().manual_seed(0)
+    n_old, n_new = 30, 25
+    old_bytes = [bytes([97 + i % 26]) * (1 + i // 26) for i in range(n_old)]
+    problem = InitProblem(
+        old=torch.randn(n_old, 4, generator=gen), which="output",
+        new_bytes=[b"q" * (i + 1) for i in range(n_new)], old_bytes=old_bytes,
+        copied=torch.full((n_new,), -1), pieces=[[i % n_old, (3 * i) % n_old][: 1 + i % 2] for i in range(n_new)],
+        aux_new=torch.randn(n_new, 3, generator=gen), aux_old=torch.randn(n_old, 3, generator=gen),
+    )
+    whole = tokenadapt(problem, TokenAdaptOptions())
+    pieces = tokenadapt(problem, TokenAdaptOptions(chunk_size=4))
+    torch.testing.assert_close(whole.rows, pieces.rows)
+    assert whole.source == ["tokenadapt"] * n_new
+
+
+def test_tokenadapt_is_registered():
+    assert METHODS["tokenadapt"].options is TokenAdaptOptions
+    assert METHODS["tokenadapt"].needs == ("aux",)

@@ -1,0 +1,77 @@
+"""``tokengraft eval``: bits per byte of a model on corpora; flags map one-to-one onto :class:`EvalOptions`."""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import asdict, fields
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EPILOG = """examples:
+  tokengraft eval --model smollm2-135m --text libreoffice:en:heldout libreoffice:de:heldout --max-bytes 200000
+  tokengraft eval --model out/smollm2-de --tokenizer out/tok-de --text notes.txt --json out/bpb.json
+  tokengraft eval --model gemma3-270m --text libreoffice:fr:heldout --device cuda --dtype bfloat16 --batch-tokens 131072
+
+BPB = total negative log-likelihood in bits / UTF-8 bytes of the scored text; it stays
+comparable when the tokenizer changes. Every document starts with one start token
+(--start auto: the BOS the tokenizer adds itself, else <|endoftext|>, else bos, else eos).
+"""
+
+
+def register(subparsers: Any) -> None:
+    from tokengraft.measure.options import DTYPES, EvalOptions
+
+    defaults = {f.name: f.default for f in fields(EvalOptions)}
+    p = subparsers.add_parser(
+        "eval", help="measure bits per byte of a model on text",
+        description="Score every document of each corpus with the model and print bytes, tokens, "
+                    "tokens per byte, bits per byte (BPB), time and tokens/s per corpus.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", metavar="SPEC", required=True, help="built-in name, model folder, GGUF file or hub id")
+    p.add_argument("--tokenizer", metavar="SPEC", help="tokenizer spec (default: the model's own)")
+    p.add_argument("--text", metavar="CORPUS", nargs="+", required=True,
+                   help="corpora: built-in name (libreoffice:en:heldout), file, folder, glob or jsonl/parquet")
+    p.add_argument("--max-bytes", type=int, metavar="N", default=defaults["max_bytes"],
+                   help="score at most N UTF-8 bytes of each corpus (default: all)")
+    p.add_argument("--json", metavar="OUT", help="also write every result as JSON to this file")
+    p.add_argument("--device", metavar="DEVICE", default=defaults["device"], help="cpu or cuda (default: %(default)s)")
+    p.add_argument("--dtype", choices=DTYPES, default=defaults["dtype"], help="default: %(default)s")
+    p.add_argument("--batch-tokens", type=int, metavar="N", default=defaults["batch_tokens"],
+                   help="token budget per batch, rows x padded length (default: 16384 on CPU, 131072 on CUDA)")
+    p.add_argument("--context", type=int, metavar="N", default=defaults["context"],
+                   help="window length (default: the model's max positions, at most 2048)")
+    p.add_argument("--stride", type=int, metavar="N", default=defaults["stride"],
+                   help="new tokens scored per sliding window (default: context // 2)")
+    p.add_argument("--start", metavar="TOKEN", default=defaults["start"],
+                   help="start token of each document: auto, bos, eos or a token (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.measure.options import EvalOptions
+
+    return EvalOptions(**{f.name: getattr(args, f.name) for f in fields(EvalOptions)})
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokengraft.assets import load_corpora, load_model, load_tokenizer
+    from tokengraft.measure import bits_per_byte, format_table, write_json
+    from tokengraft.measure.runtime import resolve_device
+
+    options = options_from_args(args)
+    resolve_device(options.device)  # fail before minutes of model loading
+    # Cheapest first, so that a bad corpus or tokenizer spec fails before the model loads.
+    corpora = load_corpora(args.text, max_bytes=options.max_bytes)
+    tokenizer = load_tokenizer(args.tokenizer or args.model)
+    model = load_model(args.model, dtype=getattr(torch, options.dtype), device=options.device)
+    result = bits_per_byte(model, tokenizer, corpora, options)
+    print(format_table(result))
+    if args.json:
+        meta = {"model": args.model, "tokenizer": args.tokenizer or args.model, "options": asdict(options)}
+        write_json(args.json, result, meta)
+        log.info("wrote %s", args.json)
+    return 0

@@ -1,0 +1,135 @@
+"""Options and result of ``tokengraft heal``: one dataclass shared by the Python API and the CLI.
+
+Every field maps one-to-one onto a ``tokengraft heal`` flag; each default is written here
+only (the learning rate's default depends on the mode, so it lives in ``DEFAULT_LR``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokengraft.errors import TokengraftError
+
+MODES = ("embeddings", "alm", "full", "lora")
+ALM_PARAMS = ("embeddings", "full", "lora")
+PRECISIONS = ("auto", "fp32", "bf16")
+# Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
+# of a pretrained model needs a small step to keep what it knows.
+DEFAULT_LR = {"embeddings": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
+# The teacher's tokenizer is usually the less efficient one on the healing text (that is
+# why the model was transplanted), so an ALM row may hold more teacher than student tokens.
+TEACHER_LEN_FACTOR = 2
+
+
+@dataclass
+class HealOptions:
+    model: str                                   # transplanted model folder (or any causal LM spec)
+    corpus: list[str] = field(default_factory=list)  # training corpus specs
+    mode: str = "embeddings"                     # embeddings | alm | full | lora
+    teacher: str | None = None                   # ALM teacher spec; None: the base model in transplant.json
+    steps: int = 200                             # optimizer steps (ignored when ``tokens`` is set)
+    tokens: int | None = None                    # training budget in student tokens; sets the number of steps
+    seq_len: int = 512                           # tokens per training row (student side)
+    batch_size: int = 8                          # rows per optimizer step, over all processes together
+    grad_accum: int = 1                          # micro-steps the batch is split into on each process
+    lr: float | None = None                      # peak learning rate; None: DEFAULT_LR[mode]
+    warmup: int = 10                             # linear warm-up steps, then cosine decay to 10% of lr
+    weight_decay: float = 0.0                    # AdamW decay of matrices (never of embeddings or norms)
+    max_grad_norm: float = 1.0                   # gradient clipping (0: off)
+    tau: float = 100.0                           # ALM temperature on chunk log-probabilities
+    alm_lm_weight: float = 0.0                   # weight of the ordinary LM loss added to the ALM loss
+    alm_params: str = "embeddings"               # what ALM trains: embeddings | full | lora
+    only_new: bool = False                       # train only embedding rows the transplant did not copy
+    lora_r: int = 16                             # LoRA rank (lora mode)
+    lora_alpha: int = 32                         # LoRA scaling numerator
+    eval: list[str] = field(default_factory=list)  # held-out corpus specs for bits per byte
+    eval_every: int = 100                        # steps between evaluations (0: only before and after)
+    eval_max_bytes: int = 100_000                # bytes of each eval corpus scored
+    save_every: int = 100                        # steps between checkpoints (0: none)
+    keep_checkpoints: int = 2                    # newest checkpoints kept; older ones are deleted
+    out: str | None = None                       # output model folder; None: "<model>-heal-<mode>"
+    overwrite: bool = False                      # replace an existing output folder
+    resume: bool = False                         # continue from the newest checkpoint of ``out``
+    seed: int = 0
+    device: str = "auto"                         # auto | cpu | cuda (several GPUs: accelerate launch)
+    precision: str = "auto"                      # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    progress: bool = True                        # progress bar with loss, tokens/s and ETA
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
+
+    @property
+    def trains(self) -> str:
+        """Which parameters are trained: embeddings | full | lora."""
+        return self.alm_params if self.mode == "alm" else self.mode
+
+    @property
+    def teacher_len(self) -> int:
+        return self.seq_len * TEACHER_LEN_FACTOR
+
+    def out_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        base = Path(self.model.rstrip("/"))
+        return base.with_name(f"{base.name}-heal-{self.mode}")
+
+    def checkpoint_dir(self) -> Path:
+        """Checkpoints live beside the output, which is written whole only at the end."""
+        out = self.out_dir()
+        return out.with_name(f"{out.name}.checkpoints")
+
+    def total_steps(self) -> int:
+        if self.tokens is not None:
+            return max(1, math.ceil(self.tokens / (self.batch_size * self.seq_len)))
+        return self.steps
+
+    def validate(self, world_size: int = 1) -> None:
+        """Raise a one-line TokengraftError for a bad combination of options."""
+        def bad(msg: str) -> None:
+            raise TokengraftError(msg)
+
+        if self.mode not in MODES:
+            bad(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.alm_params not in ALM_PARAMS:
+            bad(f"unknown --alm-params {self.alm_params!r}; choose one of {', '.join(ALM_PARAMS)}")
+        if self.precision not in PRECISIONS:
+            bad(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if not self.corpus:
+            bad("no training text: pass at least one --corpus")
+        if self.tokens is not None and self.tokens < 1:
+            bad(f"--tokens must be positive, got {self.tokens}")
+        for name in ("steps", "seq_len", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.seq_len < 8:
+            bad(f"--seq-len {self.seq_len} is too short to learn from; use at least 8")
+        if self.batch_size % (world_size * self.grad_accum):
+            bad(f"--batch-size {self.batch_size} must be a multiple of processes x --grad-accum "
+                f"({world_size} x {self.grad_accum}); change one of them")
+        if self.learning_rate <= 0 or self.tau <= 0:
+            bad("--lr and --tau must be positive")
+        if self.only_new and self.trains != "embeddings":
+            bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
+        if self.teacher is not None and self.mode != "alm":
+            bad("--teacher is only used by --mode alm; drop it or choose --mode alm")
+        if self.out_dir().resolve() == Path(self.model).resolve():
+            bad(f"--out {self.out_dir()} is the input model folder; choose another --out")
+
+
+@dataclass
+class HealResult:
+    out: Path                                    # the healed model folder
+    steps: int                                   # optimizer steps taken in total (resumed ones included)
+    tokens_seen: int                             # student tokens trained on
+    final_loss: float                            # mean training loss of the last step
+    loss_curve: list[dict[str, float]]           # one entry per step: step, tokens, loss (+ lm/alm parts), lr
+    eval_curve: list[dict[str, Any]]             # one entry per evaluation: step, tokens, {corpus: bpb}, tokens/byte
+    tokens_per_second: float                     # training throughput of this run
+    peak_memory_bytes: int                       # CUDA peak allocated, or the process's peak RSS on CPU
+    seconds: float                               # wall time of this run

@@ -1,0 +1,237 @@
+"""``heal(options)``: the training loop, evaluation, checkpoints and the output folder.
+
+Every process builds the same global batch from the same seeded stream and trains on its
+own slice, so the data order, and with it a resumed run, does not depend on the number
+of processes; losses are normalised by global counts (see :mod:`tokengraft.heal.steps`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from tokengraft.assets.cache import atomic_dir
+from tokengraft.errors import TokengraftError
+from tokengraft.heal import checkpoint, compat, modes, report, sources
+from tokengraft.heal.losses import collate_alm
+from tokengraft.heal.options import HealOptions, HealResult
+from tokengraft.heal.setup import Run, build_run, make_accelerator
+from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
+
+log = logging.getLogger(__name__)
+
+
+def heal(options: HealOptions) -> HealResult:
+    """Train a (transplanted) model on text; write the healed model folder and its record.
+
+    >>> heal(HealOptions(model="out/fr", corpus=["libreoffice:fr:train"], steps=100))  # doctest: +SKIP
+    """
+    accelerator = make_accelerator(options)
+    options.validate(accelerator.num_processes)
+    out, root = options.out_dir(), options.checkpoint_dir()
+    _check_paths(options, out, root)
+    run = build_run(options, accelerator)
+    if options.resume:
+        _restore(run, checkpoint.checkpoints(root)[-1])
+    t0 = time.perf_counter()
+    train_seconds = _train(run, root)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _write_output(run, out, time.perf_counter() - t0, train_seconds)
+        shutil.rmtree(root, ignore_errors=True)  # the finished folder supersedes them
+    accelerator.wait_for_everyone()
+    return HealResult(out=out, steps=run.step, tokens_seen=run.tokens_seen,
+                      final_loss=run.loss_curve[-1]["loss"] if run.loss_curve else float("nan"),
+                      loss_curve=run.loss_curve, eval_curve=run.eval_curve,
+                      tokens_per_second=run.tokens_per_second, peak_memory_bytes=_peak_memory(run),
+                      seconds=time.perf_counter() - t0)
+
+
+def _check_paths(options: HealOptions, out: Path, root: Path) -> None:
+    if out.exists() and not options.overwrite:
+        raise TokengraftError(f"output folder {out} already exists; choose another --out or pass --overwrite")
+    found = checkpoint.checkpoints(root)
+    if options.resume and not found:
+        raise TokengraftError(f"--resume found no checkpoint in {root}; run without --resume to start from step 0")
+    if found and not options.resume:
+        raise TokengraftError(f"{root} holds checkpoints of an earlier run; pass --resume to continue it, "
+                              "or delete that folder to start over")
+
+
+def _fingerprint(options: HealOptions) -> dict[str, Any]:
+    # What must not change between a run and its resumption for the result to be the same.
+    keep = ("model", "corpus", "mode", "teacher", "seq_len", "batch_size", "grad_accum", "lr", "warmup",
+            "weight_decay", "max_grad_norm", "tau", "alm_lm_weight", "alm_params", "only_new", "lora_r",
+            "lora_alpha", "seed")
+    data = {k: getattr(options, k) for k in keep}
+    data["total_steps"] = options.total_steps()
+    return data
+
+
+def _payload(run: Run) -> dict[str, Any]:
+    from accelerate.utils import gather_object
+
+    return {
+        "trainable": modes.trainable_state(run.accelerator.unwrap_model(run.model)),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": gather_object([checkpoint.rng_state()]),  # one per process, in process order
+        "data": run.stream.state_dict(),
+        "step": run.step,
+        "tokens_seen": run.tokens_seen,
+        "loss_curve": run.loss_curve,
+        "eval_curve": run.eval_curve,
+        "fingerprint": _fingerprint(run.options),
+    }
+
+
+def _restore(run: Run, path: Path) -> None:
+    state = checkpoint.load(path)
+    if state.get("fingerprint") != _fingerprint(run.options):
+        changed = sorted(k for k, v in _fingerprint(run.options).items() if state.get("fingerprint", {}).get(k) != v)
+        raise TokengraftError(f"checkpoint {path} was made with other options ({', '.join(changed)}); "
+                              "resume with the options of the interrupted run")
+    modes.load_trainable_state(run.accelerator.unwrap_model(run.model), state["trainable"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    if len(rng) != run.accelerator.num_processes:
+        raise TokengraftError(f"checkpoint {path} was made with {len(rng)} processes; resume with as many")
+    checkpoint.set_rng_state(rng[run.accelerator.process_index])
+    run.stream.load_state_dict(state["data"])
+    run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
+    run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
+    log.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
+
+
+def _optimizer_step(run: Run) -> dict[str, float]:
+    """One optimizer step on the next global batch; returns its logged losses."""
+    o, acc = run.options, run.accelerator
+    world, rank = acc.num_processes, acc.process_index
+    per = o.batch_size // world
+    rows = run.stream.next_batch(o.batch_size)
+    alm = o.mode == "alm"
+    if alm:
+        counts = Counts(tokens=sum(len(r.student) - 1 for r in rows), chunks=sum(len(r.chunks) for r in rows), world=world)
+        tokens = sum(len(r.student) for r in rows)
+    else:
+        counts = Counts(tokens=o.batch_size * (o.seq_len - 1), world=world)
+        tokens = o.batch_size * o.seq_len
+    local = rows[rank * per:(rank + 1) * per]
+    micro = per // o.grad_accum
+    sums = torch.zeros(2, dtype=torch.float64, device=acc.device)
+    for i in range(o.grad_accum):
+        part = local[i * micro:(i + 1) * micro]
+        sync = contextlib.nullcontext() if i == o.grad_accum - 1 else acc.no_sync(run.model)
+        with sync:
+            if alm:
+                batch = collate_alm(part).to(acc.device)
+                with acc.autocast():
+                    teacher_logp = teacher_chunk_logps(run.teacher, batch)
+                objective, part_sums = alm_micro(run.model, teacher_logp, batch, counts, o.tau, o.alm_lm_weight)
+            else:
+                objective, part_sums = lm_micro(run.model, part.to(acc.device), counts)
+            acc.backward(objective)
+        sums += part_sums
+    if o.max_grad_norm > 0:
+        acc.clip_grad_norm_(run.model.parameters(), o.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.tokens_seen += tokens
+    losses = step_losses(acc.reduce(sums, "sum").cpu(), counts, alm, o.alm_lm_weight)
+    return {"step": run.step, "tokens": run.tokens_seen, **losses, "lr": run.scheduler.get_last_lr()[0]}
+
+
+def _evaluate(run: Run) -> None:
+    if not run.eval_corpora:
+        return
+    if run.accelerator.is_main_process:
+        model = run.accelerator.unwrap_model(run.model)
+        # A peft model's ``base_model`` is not the decoder body the meter expects; the model
+        # it wraps has the LoRA layers injected in place, so scoring it scores the adapters.
+        scored = model.get_base_model() if hasattr(model, "get_base_model") else model
+        device = str(run.accelerator.device)
+        entry: dict[str, Any] = {"step": run.step, "tokens": run.tokens_seen, "bpb": {}, "tokens_per_byte": {}}
+        for spec, corpus in run.eval_corpora:
+            bpb, tpb = compat.bits_per_byte(scored, run.tokenizer, corpus, device=device,
+                                            max_bytes=run.options.eval_max_bytes,
+                                            bf16=run.accelerator.mixed_precision == "bf16")
+            entry["bpb"][spec], entry["tokens_per_byte"][spec] = bpb, tpb
+        log.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
+        run.eval_curve.append(entry)
+        model.train()
+    run.accelerator.wait_for_everyone()
+
+
+def _train(run: Run, root: Path) -> float:
+    """Run the remaining steps; returns the seconds spent in optimizer steps."""
+    o, acc = run.options, run.accelerator
+    total = o.total_steps()
+    if run.step == 0:
+        _evaluate(run)
+    bar = tqdm(total=total, initial=run.step, unit="step", disable=not (o.progress and acc.is_main_process))
+    seconds, tokens_at_start, last_saved = 0.0, run.tokens_seen, None
+    try:
+        while run.step < total:
+            t0 = time.perf_counter()
+            entry = _optimizer_step(run)
+            seconds += time.perf_counter() - t0
+            run.loss_curve.append(entry)
+            tps = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=f"{tps:,.0f}")
+            bar.update(1)
+            if o.eval_every and run.step % o.eval_every == 0 and run.step < total:
+                _evaluate(run)
+            if o.save_every and run.step % o.save_every == 0 and run.step < total:
+                payload = _payload(run)
+                if acc.is_main_process:
+                    last_saved = checkpoint.save(root, run.step, payload, o.keep_checkpoints)
+                acc.wait_for_everyone()
+    except torch.OutOfMemoryError:
+        kept = f"; checkpoint {last_saved} is intact, continue with --resume" if last_saved else ""
+        per = o.batch_size // (acc.num_processes * o.grad_accum)
+        raise TokengraftError(
+            f"out of memory on {acc.device} with {per} rows of {o.seq_len} tokens per micro-step; pass a smaller "
+            f"--batch-size, a larger --grad-accum or a smaller --seq-len{kept}") from None
+    finally:
+        bar.close()
+    _evaluate(run)
+    run.tokens_per_second = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
+    return seconds
+
+
+def _peak_memory(run: Run) -> int:
+    if run.accelerator.device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(run.accelerator.device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> None:
+    o = run.options
+    model = modes.finalize(run.accelerator.unwrap_model(run.model))
+    record = {
+        "tokengraft": "heal", "options": o.to_json(), "teacher": run.teacher_spec,
+        "steps": run.step, "tokens_seen": run.tokens_seen, "trainable_parameters": run.trainable,
+        "processes": run.accelerator.num_processes, "device": str(run.accelerator.device),
+        "precision": run.accelerator.mixed_precision, "seconds": round(seconds, 3),
+        "train_seconds": round(train_seconds, 3), "tokens_per_second": run.tokens_per_second,
+        "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
+    }
+    with atomic_dir(out, overwrite=o.overwrite) as tmp:
+        model.save_pretrained(tmp)
+        run.tokenizer.save_pretrained(tmp)
+        for name in (sources.TRANSPLANT_FILE, sources.TOKENS_FILE):  # keep the transplant's record beside it
+            if (Path(o.model) / name).is_file():
+                shutil.copy2(Path(o.model) / name, tmp / name)
+        report.write_record(tmp, record)
+        report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
+    log.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)

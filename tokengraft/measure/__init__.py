@@ -1,0 +1,25 @@
+"""Bits per byte: the batched meter, its plain reference, and reports.
+
+>>> from tokengraft.measure import EvalOptions, bits_per_byte
+>>> result = bits_per_byte(model, tokenizer, corpus, EvalOptions(max_bytes=200_000))  # doctest: +SKIP
+
+Names are imported on first use, so that ``tokengraft.measure.options`` (which the CLI
+reads to build its flags) does not pull in torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "EvalOptions": "options", "EvalResult": "options", "bits_per_byte": "bpb",
+    "bits_per_byte_reference": "reference", "format_table": "report", "write_json": "report",
+    "resolve_start_token": "start",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

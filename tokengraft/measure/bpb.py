@@ -1,0 +1,70 @@
+"""The batched bits-per-byte meter.
+
+Bits per byte stays comparable when the vocabulary changes, which per-token perplexity
+does not: BPB = total NLL in bits / UTF-8 bytes of exactly the text that was scored.
+Every document is scored on its own, starting from one start token (see
+:mod:`tokengraft.measure.start`); documents longer than the context slide a window whose
+overlap is context only, so every token is scored exactly once. Windows of all documents
+are sorted by length into batches under a token budget, so padding wastes little compute.
+:func:`tokengraft.measure.reference.bits_per_byte_reference` is the plain version it is tested against.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from tokengraft.assets.corpus import Corpus
+from tokengraft.measure.inputs import as_corpora, check_vocab_fits, resolve_batch_tokens, resolve_context, tokenize_corpus
+from tokengraft.measure.options import EvalOptions, EvalResult, combine, make_result
+from tokengraft.measure.runtime import scoring
+from tokengraft.measure.scorer import Scorer, build_batch
+from tokengraft.measure.start import resolve_start_token
+from tokengraft.measure.windows import plan_batches, sliding_windows
+
+log = logging.getLogger(__name__)
+
+Texts = str | Corpus | Sequence[str] | Sequence[Corpus]
+
+
+def bits_per_byte(model: Any, tokenizer: Any, texts_or_corpus: Texts, options: EvalOptions | None = None) -> EvalResult:
+    """Bits per byte of a causal LM on texts; ``parts`` has one result per corpus.
+
+    >>> r = bits_per_byte(model, tokenizer, ["Hello world.", "Bonjour."])  # doctest: +SKIP
+    >>> r.bpb, r.tokens, r.bytes                                            # doctest: +SKIP
+    """
+    options = options or EvalOptions()
+    check_vocab_fits(model, tokenizer)
+    context, stride = resolve_context(model, options)
+    start_token, start_id = resolve_start_token(tokenizer, options.start)
+    corpora = as_corpora(texts_or_corpus, options.max_bytes)
+    with scoring(model, options) as device:
+        budget = resolve_batch_tokens(options, device.type)
+        log.info("scoring %d corpora: context %d, stride %d, %d tokens a batch, documents start with %s (id %d)",
+                 len(corpora), context, stride, budget, start_token, start_id)
+        scorer = Scorer(model, device)
+        results = [_score_corpus(scorer, tokenizer, c, (start_token, start_id), context, stride, budget) for c in corpora]
+    log.debug("scored through the %s path", scorer.path)
+    return combine(results, name=results[0].name if len(results) == 1 else "total")
+
+
+def _score_corpus(scorer: Scorer, tokenizer: Any, corpus: Corpus, start: tuple[str, int],
+                  context: int, stride: int, batch_tokens: int) -> EvalResult:
+    t0 = time.perf_counter()
+    data = tokenize_corpus(tokenizer, corpus, start[1])
+    tokenize_seconds = time.perf_counter() - t0
+    rows = [(seq, w) for seq in data.sequences for w in sliding_windows(len(seq) - 1, context, stride)]
+    assert sum(w.end - w.score_from for _, w in rows) == data.num_tokens  # every token exactly once
+    batches = plan_batches([w.end - w.begin for _, w in rows], batch_tokens)
+    # Summed on the device so that no batch waits for a host sync.
+    total = torch.zeros((), dtype=torch.float64, device=scorer.device)
+    for idx in tqdm(batches, desc=corpus.name, unit="batch", disable=None, leave=False):
+        total += scorer.nll(build_batch([rows[i] for i in idx])).double().sum()
+    nll_bits = total.item() / math.log(2)
+    seconds = time.perf_counter() - t0
+    return make_result(corpus.name, nll_bits, data.num_tokens, data.num_bytes, seconds, data.documents,
+                       start_token=start[0], tokenize_seconds=tokenize_seconds)

@@ -1,0 +1,122 @@
+"""Everything between the user's text and token ids: corpora, tokenizing, sanity checks.
+
+A document is tokenized without the tokenizer's own special tokens and then gets the one
+start token chosen by :mod:`tokengraft.measure.start`, so no document ever carries a
+double BOS, and the bytes counted are exactly the UTF-8 bytes of the text that is scored.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from tokengraft.assets.corpus import Corpus, Document
+from tokengraft.errors import TokengraftError
+from tokengraft.measure.options import DEFAULT_BATCH_TOKENS, MAX_DEFAULT_CONTEXT, EvalOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenizedCorpus:
+    name: str
+    sequences: list[torch.Tensor]  # one (n + 1,) long tensor per document: start id, then its n tokens
+    num_bytes: int                 # UTF-8 bytes of the documents in ``sequences``
+    documents: int
+
+    @property
+    def num_tokens(self) -> int:
+        """Scored tokens: all but the start token of each document."""
+        return sum(len(s) - 1 for s in self.sequences)
+
+
+def as_corpora(texts_or_corpus: str | Corpus | Sequence[str] | Sequence[Corpus], max_bytes: int | None) -> list[Corpus]:
+    """Accept a text, a list of texts (one corpus), a Corpus or a list of Corpus; truncate each."""
+    if max_bytes is not None and max_bytes < 1:
+        raise TokengraftError(f"max bytes must be a positive number of bytes, got {max_bytes}; pass e.g. --max-bytes 200000")
+    if isinstance(texts_or_corpus, (str, Corpus)):
+        items: list[Any] = [texts_or_corpus]
+    else:
+        items = list(texts_or_corpus)
+    if items and all(isinstance(x, str) for x in items):
+        corpora = [Corpus("text", [Document(str(i), t) for i, t in enumerate(items)])]
+    elif items and all(isinstance(x, Corpus) for x in items):
+        corpora = list(items)
+    else:
+        raise TypeError("bits_per_byte takes a str, a list of str, a Corpus or a list of Corpus")
+    return [c.truncate(max_bytes) for c in corpora]
+
+
+def tokenize_corpus(tokenizer: Any, corpus: Corpus, start_id: int) -> TokenizedCorpus:
+    """Token ids of every non-empty document, each prefixed with ``start_id``."""
+    docs = [d for d in corpus.documents if d.text]
+    sizes = []
+    for doc in docs:
+        try:
+            sizes.append(len(doc.text.encode("utf-8")))
+        except UnicodeEncodeError as exc:
+            raise TokengraftError(
+                f"document {doc.id} of corpus {corpus.name} is not valid UTF-8 text ({exc.reason}); fix or remove it"
+            ) from None
+    if not docs:
+        raise TokengraftError(f"corpus {corpus.name} is empty: it has no text to score; check the spec or its files")
+    texts = [d.text for d in docs]
+    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    _warn_if_lossy(tokenizer, corpus.name, texts, ids)
+    sequences, num_bytes = [], 0
+    for doc_ids, size in zip(ids, sizes):
+        if not doc_ids:
+            continue  # text the tokenizer normalises away entirely: nothing scored, bytes not counted
+        sequences.append(torch.tensor([start_id, *doc_ids], dtype=torch.long))
+        num_bytes += size
+    if not sequences:
+        raise TokengraftError(f"corpus {corpus.name} tokenizes to no tokens at all; check the tokenizer")
+    return TokenizedCorpus(corpus.name, sequences, num_bytes, len(sequences))
+
+
+def _warn_if_lossy(tokenizer: Any, name: str, texts: list[str], ids: list[list[int]]) -> None:
+    # BPB divides by the bytes of the text; a tokenizer that lowercases or maps text to
+    # <unk> scores something else, which the user should know about.
+    decoded = tokenizer.batch_decode(ids, clean_up_tokenization_spaces=False)
+    lossy = sum(d != t for d, t in zip(decoded, texts))
+    if lossy:
+        log.warning("corpus %s: the tokenizer does not reproduce %d of %d documents exactly "
+                    "(normalisation or <unk>); BPB is then not over the original text", name, lossy, len(texts))
+
+
+def text_config(model: Any) -> Any:
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def check_vocab_fits(model: Any, tokenizer: Any) -> None:
+    """Every id the tokenizer can produce must have an input embedding row."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise TokengraftError(
+            f"the tokenizer has {len(tokenizer)} token ids but the model's input embedding has only {rows} rows; "
+            "use the model's own tokenizer or transplant the model to this one first"
+        )
+
+
+def resolve_context(model: Any, options: EvalOptions) -> tuple[int, int]:
+    """``(context, stride)`` from the options and the model's position limit."""
+    limit = getattr(text_config(model), "max_position_embeddings", None)
+    context = options.context or min(limit or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
+    if context < 1 or (limit and context > limit):
+        raise TokengraftError(f"context {context} is outside 1..{limit}, the model's max_position_embeddings; pass a smaller --context")
+    stride = options.stride or max(1, context // 2)
+    if not 1 <= stride <= context:
+        raise TokengraftError(f"stride {stride} must be between 1 and the context {context}; pass a smaller --stride")
+    return context, stride
+
+
+def resolve_batch_tokens(options: EvalOptions, device_type: str) -> int:
+    """The token budget per batch: the option, or the default for the device."""
+    if options.batch_tokens is None:
+        return DEFAULT_BATCH_TOKENS.get(device_type, DEFAULT_BATCH_TOKENS["cpu"])
+    if options.batch_tokens < 1:
+        raise TokengraftError(f"batch tokens must be a positive token budget, got {options.batch_tokens}; pass e.g. --batch-tokens 16384")
+    return options.batch_tokens

@@ -1,0 +1,90 @@
+"""Options and results of the bits-per-byte meter.
+
+The CLI (`tokengraft eval`) maps its flags one-to-one onto :class:`EvalOptions`, so every
+default is written here and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DTYPES = ("float32", "bfloat16")
+# Token budgets per batch when EvalOptions.batch_tokens is None. A GPU needs big batches to
+# be busy (SmolLM2-135M saturates an H100 near 64k-128k tokens); a CPU gains little past 16k.
+DEFAULT_BATCH_TOKENS = {"cpu": 16384, "cuda": 131072}
+# The context used when EvalOptions.context is None: the model's max_position_embeddings,
+# capped here because longer windows cost quadratic attention for little change in BPB.
+MAX_DEFAULT_CONTEXT = 2048
+
+
+@dataclass
+class EvalOptions:
+    max_bytes: int | None = None   # score at most this many UTF-8 bytes per corpus (None: all)
+    batch_tokens: int | None = None  # token budget per batch (rows x padded length); None: 16384 on CPU, 131072 on CUDA
+    context: int | None = None     # window length in tokens; None: model max_position_embeddings, capped at 2048
+    stride: int | None = None      # new tokens scored per window after the first; None: context // 2
+    device: str = "cpu"            # "cpu", "cuda", "cuda:1", ...; the model is moved there
+    dtype: str = "float32"         # "float32" or "bfloat16" (autocast when the weights are float32)
+    start: str = "auto"            # token each document starts with: "auto" | "bos" | "eos" | a literal token
+
+
+@dataclass
+class EvalResult:
+    """Bits per byte of one corpus, or the total over several (then ``parts`` has one per corpus).
+
+    ``tokens`` counts scored tokens: every token of every document once, the start token not
+    included; ``tokens_per_second`` is scored tokens over wall time (tokenizing included, and
+    ``tokenize_seconds`` of it spent tokenizing).
+    """
+
+    name: str
+    bpb: float
+    nll_bits: float
+    tokens: int
+    bytes: int
+    tokens_per_byte: float
+    seconds: float
+    tokens_per_second: float
+    documents: int
+    start_token: str = ""
+    tokenize_seconds: float = 0.0
+    parts: list[EvalResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_result(name: str, nll_bits: float, tokens: int, num_bytes: int, seconds: float,
+                documents: int, start_token: str = "", parts: list[EvalResult] | None = None,
+                tokenize_seconds: float = 0.0) -> EvalResult:
+    """Fill the derived fields (bpb, tokens per byte, tokens per second) from the sums."""
+    return EvalResult(
+        name=name,
+        bpb=nll_bits / num_bytes if num_bytes else float("nan"),
+        nll_bits=nll_bits,
+        tokens=tokens,
+        bytes=num_bytes,
+        tokens_per_byte=tokens / num_bytes if num_bytes else float("nan"),
+        seconds=seconds,
+        tokens_per_second=tokens / seconds if seconds > 0 else float("nan"),
+        documents=documents,
+        start_token=start_token,
+        tokenize_seconds=tokenize_seconds,
+        parts=list(parts or []),
+    )
+
+
+def combine(results: list[EvalResult], name: str = "total") -> EvalResult:
+    """One result over several corpora: sums of bits, bytes, tokens and time; ``parts`` keeps each."""
+    starts = {r.start_token for r in results}
+    return make_result(
+        name,
+        nll_bits=sum(r.nll_bits for r in results),
+        tokens=sum(r.tokens for r in results),
+        num_bytes=sum(r.bytes for r in results),
+        seconds=sum(r.seconds for r in results),
+        documents=sum(r.documents for r in results),
+        start_token=starts.pop() if len(starts) == 1 else "",
+        parts=results,
+        tokenize_seconds=sum(r.tokenize_seconds for r in results),
+    )

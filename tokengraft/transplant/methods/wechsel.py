@@ -1,0 +1,88 @@
+"""WECHSEL (Minixhofer et al., NAACL 2022): nearest old tokens in an aligned bilingual space.
+
+The provider (:func:`tokengraft.transplant.aux.bilingual.bilingual_alignment`) puts old and
+new tokens into one space: ``problem.aux_old`` (V_old, a) for the source-language vectors
+of the old vocabulary, already rotated onto ``problem.aux_new`` (V_new, a), the
+target-language vectors of the new vocabulary. Each non-copied new token ``t`` gets
+
+    top k = 10 old tokens j by cos(aux_new[t], aux_old[j]);  w = softmax(sim / 0.1);  row = sum_j w_j old[j]
+
+Old tokens without a vector or without bytes (specials) are never neighbours. New tokens
+without a vector get the seeded normal fallback (``fallback:no-aux``), as in the reference,
+which initialises tokens missing from its fastText model randomly.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
+from tokengraft.transplant.methods.focus import has_vector, initial_sources
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WechselOptions:
+    neighbours: int = 10        # reference: top 10 old tokens
+    temperature: float = 0.1    # reference: softmax(sim / 0.1)
+    chunk_size: int = 2048      # new tokens per similarity block (memory: chunk x V_old floats)
+    fallback: str = "normal"    # tokens without a vector: seeded N(mu, sigma) per dimension, or "mean"
+
+
+def nearest(
+    queries: torch.Tensor, keys: torch.Tensor, k: int, usable: torch.Tensor | None = None, chunk_size: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine top-k of each query among the keys: (sims (n, k), ids (n, k)), best first.
+
+    ``usable`` (K,) bool masks keys out (their similarity is -inf); where fewer than k keys are
+    usable the tail has sim = -inf and must be ignored by the caller.
+    """
+    queries = torch.nn.functional.normalize(queries.float(), dim=-1)
+    keys = torch.nn.functional.normalize(keys.float(), dim=-1)
+    k = min(k, keys.shape[0])
+    sims_out = torch.empty(queries.shape[0], k)
+    ids_out = torch.empty(queries.shape[0], k, dtype=torch.long)
+    for start in range(0, queries.shape[0], chunk_size):
+        sims = queries[start:start + chunk_size] @ keys.T
+        if usable is not None:
+            sims[:, ~usable] = float("-inf")
+        top, idx = sims.topk(k, dim=-1)
+        sims_out[start:start + sims.shape[0]], ids_out[start:start + sims.shape[0]] = top, idx
+    return sims_out, ids_out
+
+
+def softmax_rows(sims: torch.Tensor, ids: torch.Tensor, old: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(n, d) rows = sum_j softmax(sims / temperature)_j * old[ids_j]; -inf entries get weight 0."""
+    weights = torch.softmax(sims / temperature, dim=-1)
+    return torch.einsum("nk,nkd->nd", weights, old[ids].float().cpu())
+
+
+@register("wechsel", WechselOptions, needs=("aux", "corpus"),
+          summary="WECHSEL: softmax over the 10 nearest old tokens in an aligned bilingual static space")
+def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
+    """WECHSEL: softmax-weighted nearest old tokens in an aligned bilingual auxiliary space."""
+    validate(problem)
+    check_fallback(options.fallback)
+    if problem.aux_new is None or problem.aux_old is None:
+        raise ValueError("wechsel needs problem.aux_new and problem.aux_old in one aligned space")
+    if problem.aux_new.shape[1] != problem.aux_old.shape[1]:
+        raise ValueError(f"wechsel: aux_new has dim {problem.aux_new.shape[1]}, aux_old {problem.aux_old.shape[1]}")
+    rows = torch.zeros(problem.new_size, problem.old.shape[1])
+    source = initial_sources(problem, "no-aux")
+    usable = has_vector(problem.aux_old) & torch.tensor([b is not None for b in problem.old_bytes], dtype=torch.bool)
+    if not usable.any():
+        log.warning("wechsel: no old token has an auxiliary vector; every new token falls back")
+        return finish(problem, rows, source, options.fallback)
+    targets = ((problem.copied < 0) & has_vector(problem.aux_new)).nonzero().squeeze(1)
+    for start in range(0, targets.numel(), options.chunk_size):
+        block = targets[start:start + options.chunk_size]
+        sims, ids = nearest(problem.aux_new[block], problem.aux_old, options.neighbours, usable, options.chunk_size)
+        rows[block] = softmax_rows(sims, ids, problem.old, options.temperature)
+    for i in targets.tolist():
+        source[i] = "wechsel"
+    log.info("wechsel: %d tokens from neighbours, %d copied", targets.numel(), int((problem.copied >= 0).sum()))
+    return finish(problem, rows, source, options.fallback)
