@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from tokengraft.measure import EvalOptions, bits_per_byte
     from tokengraft.tokenizer import TrainOptions, train_to_folder
     from tokengraft.transplant import TransplantOptions, transplant
+    from tokengraft.transplant.core import get_method
 
     out = Path(args.out)
     tok_dir, model_dir = out / f"tokenizer-{args.language}-{args.vocab_size}", out / f"model-{args.method}"
@@ -52,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"[1/4] reusing tokenizer {tok_dir}", flush=True)
     print(f"[2/4] transplanting {args.model} with method {args.method} ...", flush=True)
     t0 = time.perf_counter()
+    needs = get_method(args.method).needs
+    corpus = train_spec if {"corpus", "aux"} & set(needs) else None  # the tokenizer's own training text
     result = transplant(TransplantOptions(model=args.model, tokenizer=str(tok_dir), method=args.method,
-                                          corpus=train_spec, out=str(model_dir), overwrite=True))
+                                          corpus=corpus, out=str(model_dir), overwrite=True))
     print(f"      done in {time.perf_counter() - t0:.1f} s -> {model_dir}", flush=True)
     print(result.table())
 
