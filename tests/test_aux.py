@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.aux import AuxRequest, StaticOptions, StringEmbedOptions, provide_aux, static_token_embeddings
-from tokengraft.transplant.aux.static import cooccurrence, encode_texts, ppmi, randomized_svd, static_embeddings_from_ids
-from tokengraft.transplant.aux.strings import embed_strings, load_embedder, string_embeddings, token_strings
+from tokengraft.transplant.auxiliary import AuxRequest, StaticOptions, StringEmbedOptions, provide_aux, static_token_embeddings
+from tokengraft.transplant.auxiliary.static import cooccurrence, encode_texts, ppmi, randomized_svd, static_embeddings_from_ids
+from tokengraft.transplant.auxiliary.strings import embed_strings, load_embedder, string_embeddings, token_strings
 from tokengraft.transplant.methods.base import InitProblem
 from tokengraft.transplant.methods.focus import FocusOptions, focus, has_vector
 
@@ -82,7 +82,7 @@ def test_static_token_embeddings_from_a_tokenizer_are_cached(tiny_tokenizer, tmp
     cat, dog, ball = (tiny_tokenizer.token_to_id(t) for t in ("Ġcat", "Ġdog", "Ġball"))
     assert unit[cat] @ unit[dog] > unit[cat] @ unit[ball]
     assert len(list(tmp_path.glob("static-*.safetensors"))) == 1
-    monkeypatch.setattr("tokengraft.transplant.aux.providers.static_embeddings_from_ids", None)  # must not retrain
+    monkeypatch.setattr("tokengraft.transplant.auxiliary.providers.static_embeddings_from_ids", None)  # must not retrain
     assert torch.equal(static_token_embeddings(tiny_tokenizer, texts, SMALL, cache=str(tmp_path)), vectors)
     assert encode_texts(tiny_tokenizer, ["the cat"]) == [tiny_tokenizer.encode("the cat").ids]
 
@@ -151,7 +151,7 @@ def test_minilm_string_embeddings_real_model(tmp_path, monkeypatch):
     assert torch.equal(string_embeddings("minilm-l6", strings, options, loader=lambda: None), vectors)  # cache hit
     # the provider embeds both vocabularies with one model load
     calls = []
-    monkeypatch.setattr("tokengraft.transplant.aux.providers.load_embedder", lambda *a: calls.append(a) or (model, tokenizer))
+    monkeypatch.setattr("tokengraft.transplant.auxiliary.providers.load_embedder", lambda *a: calls.append(a) or (model, tokenizer))
     request = AuxRequest(old_bytes=[b" dog", b"s", None], new_bytes=[b" puppy", b"\xc3"], cache=str(tmp_path))
     aux = provide_aux("tokenadapt", request)
     assert len(calls) == 1 and aux.new.shape == (2, 384) and aux.old.shape == (3, 384)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.aux.bilingual import (
+from tokengraft.transplant.auxiliary.bilingual import (
     BilingualOptions, align, bilingual_alignment, dictd_number, identical_pairs, parse_dictd_entry, procrustes,
     read_dictd, token_pairs,
 )
@@ -138,7 +138,7 @@ def test_wechsel_needs_aligned_spaces():
 
 @pytest.mark.slow
 def test_real_freedict_eng_deu():
-    from tokengraft.transplant.aux.bilingual import find_dictionary
+    from tokengraft.transplant.auxiliary.bilingual import find_dictionary
 
     found = find_dictionary("en", "de")
     if found is None:

@@ -2,7 +2,7 @@
 
 - ``donor``: a second model that already uses the new tokenizer; its vocabulary is checked
   to BE the new tokenizer's (same ids, same bytes), its rows beyond that are ignored.
-- ``aux`` / ``corpus``: auxiliary vectors from :mod:`tokengraft.transplant.aux` (FOCUS,
+- ``aux`` / ``corpus``: auxiliary vectors from :mod:`tokengraft.transplant.auxiliary` (FOCUS,
   TokenAdapt, WECHSEL), computed on the final new vocabulary (chat markers included).
 - ``model``: the base model and both tokenizers, in ``extras``.
 """
@@ -70,7 +70,7 @@ def check_needs(method: Any, *, donor: bool, aux: bool, corpus: bool) -> None:
     ``aux``: auxiliary vectors are given or an embedder is named; a donor-method (OMP) may
     then work in that auxiliary space instead, where a provider for it exists.
     """
-    from tokengraft.transplant.aux import PROVIDERS
+    from tokengraft.transplant.auxiliary import PROVIDERS
 
     if "donor" in method.needs and not donor and not (aux and method.name in PROVIDERS):
         raise TokengraftError(f"method {method.name} needs --donor SPEC (a model that already uses the new tokenizer)")
@@ -90,7 +90,7 @@ def provide(method: Any, inputs: Inputs, corr: Any, old_tok: Any, new_tok: Any, 
         inputs.extras.update(model=model, old_tokenizer=old_tok, new_tokenizer=new_tok)
     wants_aux = "aux" in method.needs or ("donor" in method.needs and inputs.donor_input is None)
     if wants_aux and inputs.aux_new is None:
-        from tokengraft.transplant.aux import AuxRequest, provide_aux
+        from tokengraft.transplant.auxiliary import AuxRequest, provide_aux
 
         request = AuxRequest(
             old_bytes=corr.old_bytes, new_bytes=corr.new_bytes, old_tokenizer=old_tok, new_tokenizer=new_tok,

@@ -3,7 +3,7 @@
 Anchors are new tokens that also exist in the old vocabulary (copied rows). In an
 auxiliary space where every new token has a vector (``problem.aux_new``: static token
 embeddings trained on target-language text tokenized with the NEW tokenizer, see
-:mod:`tokengraft.transplant.aux.static`), each other new token ``t`` gets
+:mod:`tokengraft.transplant.auxiliary.static`), each other new token ``t`` gets
 
     w = sparsemax(cos(aux[t], aux[anchor_j]) over anchors j);   row = sum_j w_j * old[anchor_j]
 

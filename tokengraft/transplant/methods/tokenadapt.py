@@ -2,7 +2,7 @@
 its nearest old tokens, both weighted by similarities in a sentence embedder's space.
 
 ``problem.aux_new`` (V_new, a) = ext(new token strings), ``problem.aux_old`` (V_old, a) =
-ext(old token strings), from :func:`tokengraft.transplant.aux.strings.string_embeddings`.
+ext(old token strings), from :func:`tokengraft.transplant.auxiliary.strings.string_embeddings`.
 
 * local: pieces o_1..o_n = ``problem.pieces[t]``; sim_i = cos(ext(t), ext(o_i)); a = softmax(sim);
   len_i = bytes(o_i) / bytes(t); w = softmax(((a + len) / 2) / T); e_loc = sum_i w_i old[o_i].

@@ -5,12 +5,12 @@ stay pure tensor functions. The orchestrator calls :func:`provide_aux` by method
 """
 from __future__ import annotations
 
-from tokengraft.transplant.aux.bilingual import BilingualOptions, bilingual_alignment, procrustes, read_dictd
-from tokengraft.transplant.aux.providers import (
+from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, procrustes, read_dictd
+from tokengraft.transplant.auxiliary.providers import (
     PROVIDERS, AuxRequest, AuxVectors, provide_aux, static_token_embeddings,
 )
-from tokengraft.transplant.aux.static import StaticOptions
-from tokengraft.transplant.aux.strings import StringEmbedOptions, string_embeddings, token_strings
+from tokengraft.transplant.auxiliary.static import StaticOptions
+from tokengraft.transplant.auxiliary.strings import StringEmbedOptions, string_embeddings, token_strings
 
 __all__ = [
     "PROVIDERS", "AuxRequest", "AuxVectors", "BilingualOptions", "StaticOptions", "StringEmbedOptions",

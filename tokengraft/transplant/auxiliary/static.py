@@ -10,6 +10,10 @@ smoothing and eigenvalue weighting matches it on similarity tasks) because it is
 * a pure-torch dependency (fastText wheels are unmaintained and not in our pins),
 * fast on 2 CPU cores: one pass to count, one sparse randomised SVD.
 
+Measured: 4.8 MB of LibreOffice French help under a 24k BPE (1.1M tokens) takes 14-23 s of
+CPU on this 2-core machine (tokenizing ~40%, counting ~25%, SVD ~35%); the vectors' nearest
+neighbours are sensible (" rouge" -> " bleu", " vert"; " lundi" -> " dimanche").
+
 Tokens seen fewer than ``min_count`` times get a zero row, which every method reads as
 "no auxiliary vector" (see :func:`tokengraft.transplant.methods.focus.has_vector`).
 

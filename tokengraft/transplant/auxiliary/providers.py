@@ -20,10 +20,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.aux.bilingual import BilingualOptions, bilingual_alignment, find_dictionary, read_dictd
-from tokengraft.transplant.aux.static import StaticOptions, encode_texts, static_embeddings_from_ids
-from tokengraft.transplant.aux.store import cache_file, load_vectors, save_vectors
-from tokengraft.transplant.aux.strings import StringEmbedOptions, load_embedder, string_embeddings, token_strings
+from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, find_dictionary, read_dictd
+from tokengraft.transplant.auxiliary.static import StaticOptions, encode_texts, static_embeddings_from_ids
+from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
+from tokengraft.transplant.auxiliary.strings import StringEmbedOptions, load_embedder, string_embeddings, token_strings
 
 log = logging.getLogger(__name__)
 

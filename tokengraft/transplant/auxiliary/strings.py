@@ -7,6 +7,10 @@ computes it. Token strings are short, so they are sorted by length and batched w
 padding; results are cached by content under ``cache_dir("aux")``, because embedding a whole
 vocabulary takes minutes on 2 CPU cores and the same vocabulary is embedded again and again.
 
+Measured on 2 CPU threads: SmolLM2's 49,152 token strings (32,484 distinct MiniLM inputs)
+137 s of CPU, a 24k French BPE (15,239 distinct inputs) 71 s; a new vocabulary only embeds the
+strings the old one lacks (13,776 for that French BPE), see ``providers.tokenadapt_aux``.
+
 A token whose bytes are not text (a partial UTF-8 sequence, only whitespace, a special
 without bytes) gets a zero row: "no auxiliary vector".
 """
@@ -22,7 +26,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from tokengraft.errors import TokengraftError, missing_package
-from tokengraft.transplant.aux.store import cache_file, load_vectors, save_vectors
+from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 
 log = logging.getLogger(__name__)
 
