@@ -222,13 +222,24 @@ def spawn(name: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     if out.exists():
         result = json.loads(out.read_text())
     else:
-        lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
-        reason = f"timed out after {args.timeout} s" if code is None else (lines[-1] if lines else f"exit {code}")
-        result = {"status": "failed", "reason": reason.strip()[:300]}
+        result = {"status": "failed", "reason": failure_reason(code, log, args.timeout)}
+    if name != "original":
+        result.setdefault("options", method_options(PAIRS[args.pair], name, args.option))
     result.update(method=name, wall_seconds=wall, log=str(log))
     print(f"  {name}: {result['status']} in {wall:.0f} s"
           + (f" ({result['reason']})" if result.get("reason") else ""), file=sys.stderr, flush=True)
     return result
+
+
+def failure_reason(code: int | None, log: Path, timeout: int) -> str:
+    """One line: the timeout, the signal, or the exception line of the child's traceback."""
+    if code is None:
+        return f"timed out after {timeout} s"
+    if code < 0:
+        return f"killed by signal {-code}"
+    lines = [x.strip() for x in log.read_text(errors="replace").splitlines() if x.strip()]
+    errors = [x for x in lines if "Error" in x or x.startswith("error")]
+    return (errors or [f"exit {code}"])[-1][:300]
 
 
 def fmt(x: Any, spec: str) -> str:
