@@ -1,0 +1,35 @@
+"""tokengraft: swap the tokenizer of a pretrained language model and keep what it knows.
+
+The public API, by pipeline stage (names are imported on first use, so ``import
+tokengraft`` stays cheap and has no side effects):
+
+>>> from tokengraft import load_model, load_tokenizer, load_corpus        # assets
+>>> from tokengraft import TrainOptions, train_to_folder, compare_tokenizers  # tokenizers
+>>> from tokengraft import TransplantOptions, transplant                   # transplant
+>>> from tokengraft import EvalOptions, bits_per_byte                      # measure
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "TokengraftError": "tokengraft.errors",
+    "load_model": "tokengraft.assets", "load_tokenizer": "tokengraft.assets",
+    "load_corpus": "tokengraft.assets", "load_corpora": "tokengraft.assets",
+    "byte_vocab": "tokengraft.vocab", "encode_bytes": "tokengraft.vocab", "vocab_overlap": "tokengraft.vocab",
+    "TrainOptions": "tokengraft.tokenizer", "train_tokenizer": "tokengraft.tokenizer",
+    "train_to_folder": "tokengraft.tokenizer", "compare_tokenizers": "tokengraft.tokenizer",
+    "TransplantOptions": "tokengraft.transplant", "transplant": "tokengraft.transplant",
+    "transplant_model": "tokengraft.transplant",
+    "EvalOptions": "tokengraft.measure", "bits_per_byte": "tokengraft.measure",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tokengraft' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
