@@ -12,7 +12,7 @@ from tokenizer_fixtures import sentencepiece_base
 from tokengraft.assets.corpus import Corpus, Document
 from tokengraft.errors import TokengraftError
 from tokengraft.tokenizer.compare import compare_tokenizers, short_labels
-from tokengraft.tokenizer.conventions import bytes_to_unicode
+from tokengraft.vocab.alphabet import bytes_to_unicode
 from tokengraft.tokenizer.report import format_table, plot_report, write_json
 
 B2U = bytes_to_unicode()

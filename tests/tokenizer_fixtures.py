@@ -75,7 +75,7 @@ def sentencepiece_base() -> PreTrainedTokenizerFast:
 def digit_splitting_base() -> PreTrainedTokenizerFast:
     """A 1,000+ token byte-level vocabulary with the ten digits but no two digits in one token,
     and no Digits step in its pipeline (what a GGUF conversion of SmolLM2 looks like)."""
-    from tokengraft.tokenizer.conventions import bytes_to_unicode
+    from tokengraft.vocab.alphabet import bytes_to_unicode
 
     letters = "abcdefghijklmnopqrstuvwxyz"
     pieces = ["<|endoftext|>"] + list(bytes_to_unicode().values())

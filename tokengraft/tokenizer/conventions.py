@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengraft.errors import TokengraftError
+from tokengraft.vocab.alphabet import bytes_to_unicode  # the one byte view of every vocabulary
 
 BYTE_LEVEL = "byte_level"
 BYTE_FALLBACK = "byte_fallback"
@@ -48,19 +49,6 @@ class Conventions:
     chat_template: str | None = None
     adds_bos: bool = False
     base_name: str | None = None
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character map: printable Latin-1 bytes map to themselves,
-    the other 68 bytes to U+0100 onwards, so every byte string has a visible spelling."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    table: dict[int, str] = {b: chr(b) for b in keep}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
 
 
 def token_bytes_fn(family: str):
