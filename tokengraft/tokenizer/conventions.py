@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengraft.errors import TokengraftError
-from tokengraft.vocab.alphabet import bytes_to_unicode  # the one byte view of every vocabulary
+from tokengraft.vocab.alphabet import (
+    bytes_to_unicode,  # the one byte view of every vocabulary
+)
 
 BYTE_LEVEL = "byte_level"
 BYTE_FALLBACK = "byte_fallback"
