@@ -108,7 +108,7 @@ def main() -> None:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--text", default="libreoffice:en:heldout")
     p.add_argument("--cpu-bytes", type=int, default=60_000, help="bytes of text scored on the CPU")
-    p.add_argument("--cpu-budgets", default="4096,16384,65536")
+    p.add_argument("--cpu-budgets", default="1024,4096,16384")
     p.add_argument("--cpu-reference-bytes", type=int, default=15_000)
     p.add_argument("--cuda-bytes", type=int, default=8_000_000, help="documents are repeated up to this many bytes")
     p.add_argument("--cuda-budgets", default="32768,131072,262144")

@@ -127,6 +127,16 @@ def test_batched_equals_reference(model, tokenizer, context, stride, batch_token
     assert 1.0 < fast.bpb < 20.0
 
 
+def test_chunked_tokenizing_gives_the_same_result(model, tokenizer, monkeypatch):
+    import tokengraft.measure.bpb as bpb
+
+    whole = bits_per_byte(model, tokenizer, DOCS, EvalOptions(batch_tokens=100))
+    monkeypatch.setattr(bpb, "CHUNK_BYTES", 100)  # every document or two its own chunk
+    chunked = bits_per_byte(model, tokenizer, ["", *DOCS, ""], EvalOptions(batch_tokens=100))
+    assert (chunked.tokens, chunked.bytes, chunked.documents) == (whole.tokens, whole.bytes, whole.documents)
+    assert chunked.nll_bits == pytest.approx(whole.nll_bits, abs=1e-6)
+
+
 def test_sliding_window_changes_only_long_documents(model, tokenizer):
     # Short documents fit one window: a smaller context must not change them; a long one must change.
     short, long = DOCS[1][:12], DOCS[3]

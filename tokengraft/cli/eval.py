@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", metavar="DEVICE", default=defaults["device"], help="cpu or cuda (default: %(default)s)")
     p.add_argument("--dtype", choices=DTYPES, default=defaults["dtype"], help="default: %(default)s")
     p.add_argument("--batch-tokens", type=int, metavar="N", default=defaults["batch_tokens"],
-                   help="token budget per batch, rows x padded length (default: 16384 on CPU, 131072 on CUDA)")
+                   help="token budget per batch, rows x padded length (default: 4096 on CPU, 131072 on CUDA)")
     p.add_argument("--context", type=int, metavar="N", default=defaults["context"],
                    help="window length (default: the model's max positions, at most 2048)")
     p.add_argument("--stride", type=int, metavar="N", default=defaults["stride"],

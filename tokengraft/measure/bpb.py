@@ -4,8 +4,9 @@ Bits per byte stays comparable when the vocabulary changes, which per-token perp
 does not: BPB = total NLL in bits / UTF-8 bytes of exactly the text that was scored.
 Every document is scored on its own, starting from one start token (see
 :mod:`tokengraft.measure.start`); documents longer than the context slide a window whose
-overlap is context only, so every token is scored exactly once. Windows of all documents
-are sorted by length into batches under a token budget, so padding wastes little compute.
+overlap is context only, so every token is scored exactly once. Windows are sorted by
+length into batches under a token budget, so padding wastes little compute; the model
+runs to hidden states and the output head only at scored positions (see ``scorer``).
 :func:`tokengraft.measure.reference.bits_per_byte_reference` is the plain version it is tested against.
 """
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from tokengraft.assets.corpus import Corpus
-from tokengraft.measure.inputs import as_corpora, check_vocab_fits, resolve_batch_tokens, resolve_context, tokenize_corpus
+from tokengraft.errors import TokengraftError
+from tokengraft.measure.inputs import (as_corpora, check_vocab_fits, document_chunks, resolve_batch_tokens,
+                                       resolve_context, tokenize_documents)
 from tokengraft.measure.options import EvalOptions, EvalResult, combine, make_result
 from tokengraft.measure.runtime import scoring
 from tokengraft.measure.scorer import Scorer, build_batch
@@ -29,6 +32,11 @@ from tokengraft.measure.windows import plan_batches, sliding_windows
 log = logging.getLogger(__name__)
 
 Texts = str | Corpus | Sequence[str] | Sequence[Corpus]
+
+# Documents are tokenized and scored about this many characters at a time: on a GPU the
+# next chunk is tokenized while the batches queued from the last one still run, and a
+# chunk holds hundreds of documents, enough for length-sorting to leave little padding.
+CHUNK_BYTES = 1 << 20
 
 
 def bits_per_byte(model: Any, tokenizer: Any, texts_or_corpus: Texts, options: EvalOptions | None = None) -> EvalResult:
@@ -55,16 +63,31 @@ def bits_per_byte(model: Any, tokenizer: Any, texts_or_corpus: Texts, options: E
 def _score_corpus(scorer: Scorer, tokenizer: Any, corpus: Corpus, start: tuple[str, int],
                   context: int, stride: int, batch_tokens: int) -> EvalResult:
     t0 = time.perf_counter()
-    data = tokenize_corpus(tokenizer, corpus, start[1])
-    tokenize_seconds = time.perf_counter() - t0
-    rows = [(seq, w) for seq in data.sequences for w in sliding_windows(len(seq) - 1, context, stride)]
-    assert sum(w.end - w.score_from for _, w in rows) == data.num_tokens  # every token exactly once
-    batches = plan_batches([w.end - w.begin for _, w in rows], batch_tokens)
-    # Summed on the device so that no batch waits for a host sync.
-    total = torch.zeros((), dtype=torch.float64, device=scorer.device)
-    for idx in tqdm(batches, desc=corpus.name, unit="batch", disable=None, leave=False):
-        total += scorer.nll(build_batch([rows[i] for i in idx])).double().sum()
+    total = torch.zeros((), dtype=torch.float64, device=scorer.device)  # summed on the device: no host sync per batch
+    tokens = num_bytes = documents = 0
+    tokenize_seconds = 0.0
+    progress = tqdm(total=sum(len(d.text) for d in corpus.documents), desc=corpus.name, unit="char",
+                    unit_scale=True, disable=None, leave=False)
+    for i, docs in enumerate(document_chunks(corpus.documents, CHUNK_BYTES)):
+        t = time.perf_counter()
+        data = tokenize_documents(tokenizer, corpus.name, docs, start[1], check_roundtrip=i == 0)
+        tokenize_seconds += time.perf_counter() - t
+        total += _score_sequences(scorer, data.sequences, context, stride, batch_tokens)
+        tokens, num_bytes, documents = tokens + data.num_tokens, num_bytes + data.num_bytes, documents + data.documents
+        progress.update(sum(len(d.text) for d in docs))
+    progress.close()
+    if not documents:
+        raise TokengraftError(f"corpus {corpus.name} is empty: it has no text to score; check the spec or its files")
     nll_bits = total.item() / math.log(2)
-    seconds = time.perf_counter() - t0
-    return make_result(corpus.name, nll_bits, data.num_tokens, data.num_bytes, seconds, data.documents,
+    return make_result(corpus.name, nll_bits, tokens, num_bytes, time.perf_counter() - t0, documents,
                        start_token=start[0], tokenize_seconds=tokenize_seconds)
+
+
+def _score_sequences(scorer: Scorer, sequences: list[torch.Tensor], context: int, stride: int,
+                     batch_tokens: int) -> torch.Tensor:
+    """Summed NLL (nats, a 0-d float64 tensor on the device) of start-prefixed sequences."""
+    rows = [(seq, w) for seq in sequences for w in sliding_windows(len(seq) - 1, context, stride)]
+    total = torch.zeros((), dtype=torch.float64, device=scorer.device)
+    for idx in plan_batches([w.end - w.begin for _, w in rows], batch_tokens):
+        total += scorer.nll(build_batch([rows[i] for i in idx])).double().sum()
+    return total

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -49,31 +49,47 @@ def as_corpora(texts_or_corpus: str | Corpus | Sequence[str] | Sequence[Corpus],
     return [c.truncate(max_bytes) for c in corpora]
 
 
-def tokenize_corpus(tokenizer: Any, corpus: Corpus, start_id: int) -> TokenizedCorpus:
-    """Token ids of every non-empty document, each prefixed with ``start_id``."""
-    docs = [d for d in corpus.documents if d.text]
+def document_chunks(documents: list[Document], chunk_bytes: int) -> Iterator[list[Document]]:
+    """Consecutive groups of about ``chunk_bytes`` characters of non-empty documents."""
+    chunk: list[Document] = []
+    size = 0
+    for doc in documents:
+        if not doc.text:
+            continue
+        chunk.append(doc)
+        size += len(doc.text)
+        if size >= chunk_bytes:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def tokenize_documents(tokenizer: Any, name: str, docs: list[Document], start_id: int,
+                       check_roundtrip: bool = False) -> TokenizedCorpus:
+    """Token ids of every document, each prefixed with ``start_id``.
+
+    A document that tokenizes to nothing (text the tokenizer normalises away) is dropped,
+    and its bytes are not counted, since none of it is scored.
+    """
     sizes = []
     for doc in docs:
         try:
             sizes.append(len(doc.text.encode("utf-8")))
         except UnicodeEncodeError as exc:
             raise TokengraftError(
-                f"document {doc.id} of corpus {corpus.name} is not valid UTF-8 text ({exc.reason}); fix or remove it"
+                f"document {doc.id} of corpus {name} is not valid UTF-8 text ({exc.reason}); fix or remove it"
             ) from None
-    if not docs:
-        raise TokengraftError(f"corpus {corpus.name} is empty: it has no text to score; check the spec or its files")
     texts = [d.text for d in docs]
-    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-    _warn_if_lossy(tokenizer, corpus.name, texts, ids)
+    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    if check_roundtrip:
+        _warn_if_lossy(tokenizer, name, texts, ids)
     sequences, num_bytes = [], 0
     for doc_ids, size in zip(ids, sizes):
-        if not doc_ids:
-            continue  # text the tokenizer normalises away entirely: nothing scored, bytes not counted
-        sequences.append(torch.tensor([start_id, *doc_ids], dtype=torch.long))
-        num_bytes += size
-    if not sequences:
-        raise TokengraftError(f"corpus {corpus.name} tokenizes to no tokens at all; check the tokenizer")
-    return TokenizedCorpus(corpus.name, sequences, num_bytes, len(sequences))
+        if doc_ids:
+            sequences.append(torch.tensor([start_id, *doc_ids], dtype=torch.long))
+            num_bytes += size
+    return TokenizedCorpus(name, sequences, num_bytes, len(sequences))
 
 
 def _warn_if_lossy(tokenizer: Any, name: str, texts: list[str], ids: list[list[int]]) -> None:
@@ -118,5 +134,5 @@ def resolve_batch_tokens(options: EvalOptions, device_type: str) -> int:
     if options.batch_tokens is None:
         return DEFAULT_BATCH_TOKENS.get(device_type, DEFAULT_BATCH_TOKENS["cpu"])
     if options.batch_tokens < 1:
-        raise TokengraftError(f"batch tokens must be a positive token budget, got {options.batch_tokens}; pass e.g. --batch-tokens 16384")
+        raise TokengraftError(f"batch tokens must be a positive token budget, got {options.batch_tokens}; pass e.g. --batch-tokens 4096")
     return options.batch_tokens

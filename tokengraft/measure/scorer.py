@@ -111,7 +111,7 @@ class Scorer:
         positions = batch.positions.to(self.device, non_blocking=non_blocking)
         labels = batch.labels.to(self.device, non_blocking=non_blocking)
         if not self.verified:
-            self._verify(ids[:1, : min(64, int(batch.attention_mask[0].sum()))])
+            self._verify(ids[:1, :64])
         if self.head is None:
             logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
             picked = logits.reshape(-1, logits.shape[-1]).index_select(0, positions).float()
@@ -125,7 +125,7 @@ class Scorer:
         # scaling in the CausalLM wrapper); compare once with the model's own logits.
         self.verified = True
         if ids.shape[1] < 2:
-            return
+            ids = ids.repeat(1, 2)  # a batch of one-token windows: any two ids make a probe
         labels = ids[0, 1:]
         full = self.model(input_ids=ids, use_cache=False).logits[0, :-1].float()
         expected = F.cross_entropy(full, labels, reduction="none")
