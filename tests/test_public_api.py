@@ -14,3 +14,13 @@ def test_every_exported_name_resolves(name):
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_thing"):
         tokengraft.no_such_thing  # noqa: B018
+
+
+def test_no_export_is_shadowed_by_a_subpackage():
+    # importing tokengraft.<stage> sets the package attribute to the module, so an exported
+    # function with a stage's name would change meaning with import order
+    import pkgutil
+
+    stages = {m.name for m in pkgutil.iter_modules(tokengraft.__path__)}
+    assert stages & set(tokengraft.__all__) == set()
+    assert {"transplant", "heal", "measure"} <= stages

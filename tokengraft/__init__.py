@@ -5,8 +5,13 @@ tokengraft`` stays cheap and has no side effects):
 
 >>> from tokengraft import load_model, load_tokenizer, load_corpus        # assets
 >>> from tokengraft import TrainOptions, train_to_folder, compare_tokenizers  # tokenizers
->>> from tokengraft import TransplantOptions, transplant                   # transplant
+>>> from tokengraft import TransplantOptions, transplant_model             # transplant
 >>> from tokengraft import EvalOptions, bits_per_byte                      # measure
+>>> from tokengraft import HealOptions                                      # heal
+
+The functions named like their stage (``transplant``, ``heal``) are imported from the
+stage: ``from tokengraft.transplant import transplant``. At the top level the name would
+be the function or the subpackage depending on what was imported first.
 """
 from __future__ import annotations
 
@@ -22,9 +27,10 @@ _EXPORTS = {
     "byte_vocab": "tokengraft.vocab", "encode_bytes": "tokengraft.vocab", "vocab_overlap": "tokengraft.vocab",
     "TrainOptions": "tokengraft.tokenizer", "train_tokenizer": "tokengraft.tokenizer",
     "train_to_folder": "tokengraft.tokenizer", "compare_tokenizers": "tokengraft.tokenizer",
-    "TransplantOptions": "tokengraft.transplant", "transplant": "tokengraft.transplant",
+    "TransplantOptions": "tokengraft.transplant",
     "transplant_model": "tokengraft.transplant",
     "EvalOptions": "tokengraft.measure", "bits_per_byte": "tokengraft.measure",
+    "HealOptions": "tokengraft.heal",
 }
 __all__ = sorted(_EXPORTS)
 
