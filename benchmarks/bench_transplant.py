@@ -126,7 +126,7 @@ def gather(pair: Pair, method: Any, new_tok: Any, args: argparse.Namespace) -> A
         pair.model, pair.tokenizer, method.name,
         donor=pair.donor if "donor" in method.needs else None,
         aux=AUX_EMBEDDER if method.name == "tokenadapt" else None,
-        corpus=pair.corpus if "corpus" in method.needs else None,
+        corpus=pair.corpus if {"corpus", "model"} & set(method.needs) else None,
     )
     inputs = gather_inputs(method, options, new_tok)
     if inputs.corpus_texts is not None and args.corpus_bytes:

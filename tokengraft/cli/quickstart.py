@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[2/4] transplanting {args.model} with method {args.method} ...", flush=True)
     t0 = time.perf_counter()
     needs = get_method(args.method).needs
-    corpus = train_spec if {"corpus", "aux"} & set(needs) else None  # the tokenizer's own training text
+    corpus = train_spec if {"corpus", "aux", "model"} & set(needs) else None  # the tokenizer's own training text
     result = transplant(TransplantOptions(model=args.model, tokenizer=str(tok_dir), method=args.method,
                                           corpus=corpus, out=str(model_dir), overwrite=True))
     print(f"      done in {time.perf_counter() - t0:.1f} s -> {model_dir}", flush=True)

@@ -65,15 +65,18 @@ class OutputHead:
     def nll(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """hidden (N, d), labels (N,) -> (N,) float32 NLL in nats, in chunks of rows."""
         rows = max(1, CHUNK_ELEMENTS // self.weight.shape[0])
-        out = []
-        for i in range(0, hidden.shape[0], rows):
-            logits = F.linear(hidden[i:i + rows], self.weight, self.bias).float()
-            if self.scale != 1.0:
-                logits = logits * self.scale
-            if self.softcap:
-                logits = torch.tanh(logits / self.softcap) * self.softcap
-            out.append(F.cross_entropy(logits, labels[i:i + rows], reduction="none"))
+        out = [F.cross_entropy(self.logits(hidden[i:i + rows]), labels[i:i + rows], reduction="none")
+               for i in range(0, hidden.shape[0], rows)]
         return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (N, d) -> (N, V) float32 logits, exactly as the model's head computes them."""
+        logits = F.linear(hidden, self.weight, self.bias).float()
+        if self.scale != 1.0:
+            logits = logits * self.scale
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
 
 
 def split_head(model: Any) -> OutputHead | None:

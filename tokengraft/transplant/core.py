@@ -28,6 +28,7 @@ from tokengraft.transplant.correspondence import Correspondence, build_correspon
 from tokengraft.transplant.diagnostics import Diagnostics, TokenDiagnostics, digit_counts, number_example, summarize
 from tokengraft.transplant.inputs import Inputs, provide
 from tokengraft.transplant.methods.base import InitProblem, InitResult, Method
+from tokengraft.transplant.options import DEFAULT_METHOD
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def transplant_model(
     model: Any,
     old_tok: Any,
     new_tok: Any,
-    method: str = "fvt",
+    method: str = DEFAULT_METHOD,
     *,
     method_options: dict[str, Any] | None = None,
     inputs: Inputs | None = None,
@@ -234,7 +235,9 @@ def transplant_model(
         t = new_tok.convert_tokens_to_ids(marker)
         if corr.copied[t] >= 0:
             corr.how[t] = "added-special"
-    inputs = provide(spec, inputs, corr, old_tok, new_tok, model)
+    untie = tied and head is not None and spec.unties
+    # an encoder has no output rows, so nothing that only serves them (continuations) is measured
+    inputs = provide(spec, inputs, corr, old_tok, new_tok, model if kind != "encoder" else None, opts)
 
     n_new = len(corr.new_bytes)
     size = padded_size(n_new, pad_to_multiple_of)
@@ -242,7 +245,7 @@ def transplant_model(
         compute = emb.weight[:n_old].detach()
         res_in = run_method(spec, opts, compute.float(), "input", corr, inputs, seed)
         res_out = None
-        if head is not None and not tied:
+        if head is not None and (not tied or untie):
             res_out = run_method(spec, opts, head.weight[:n_old].detach().float(), "output", corr, inputs, seed)
         bias = getattr(head, "bias", None) if head is not None else None
         new_bias = pad_rows(output_bias(bias.detach()[:n_old], corr)[:, None], size)[:, 0] if bias is not None else None
@@ -250,7 +253,11 @@ def transplant_model(
         rows_in = pad_rows(res_in.rows, size).to(dtype=dtype, device=device)
         rows_out = pad_rows(res_out.rows, size).to(dtype=dtype, device=device) if res_out is not None else None
         del compute
-        install(model, emb, head, tied, rows_in, rows_out, new_bias, new_tok.pad_token_id)
+        install(model, emb, head, tied and not untie, rows_in, rows_out, new_bias, new_tok.pad_token_id)
+    if untie:
+        logger.info("method %s gives output rows of their own: the model's embeddings are now untied", spec.name)
+        model.config.tie_word_embeddings = False
+        model.config.get_text_config().tie_word_embeddings = False
     config_ids = specials.update_special_ids(model, new_tok, corr.old_to_new_specials())
     if size > n_new and getattr(model, "generation_config", None) is not None:
         model.generation_config.suppress_tokens = list(range(n_new, size))

@@ -4,7 +4,8 @@
   to BE the new tokenizer's (same ids, same bytes), its rows beyond that are ignored.
 - ``aux`` / ``corpus``: auxiliary vectors from :mod:`tokengraft.transplant.auxiliary` (FOCUS,
   TokenAdapt, WECHSEL), computed on the final new vocabulary (chat markers included).
-- ``model``: the base model and both tokenizers, in ``extras``.
+- ``model``: the base model's continuation log-probabilities of the new tokens, measured in
+  the context of ``corpus_texts`` (``extras["continuation"]``, for ``graft``).
 """
 from __future__ import annotations
 
@@ -79,15 +80,21 @@ def check_needs(method: Any, *, donor: bool, aux: bool, corpus: bool) -> None:
                               " (target-language text, e.g. libreoffice:fr:train)")
 
 
-def provide(method: Any, inputs: Inputs, corr: Any, old_tok: Any, new_tok: Any, model: Any) -> Inputs:
+def provide(method: Any, inputs: Inputs, corr: Any, old_tok: Any, new_tok: Any, model: Any,
+            options: Any = None) -> Inputs:
     """A copy of ``inputs`` completed with what ``method.needs`` (auxiliary vectors, the model in
     extras); the caller's object is left as it was, so it can be reused for another method."""
     inputs = dataclasses.replace(inputs, extras=dict(inputs.extras))
     check_needs(method, donor=inputs.donor_input is not None,
                 aux=inputs.aux_new is not None or inputs.aux_spec is not None,
                 corpus=inputs.aux_new is not None or inputs.corpus_texts is not None)
-    if "model" in method.needs:  # contextual methods read the base model and both tokenizers
-        inputs.extras.update(model=model, old_tokenizer=old_tok, new_tokenizer=new_tok)
+    if "model" in method.needs and "continuation" not in inputs.extras and model is not None:
+        from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
+
+        cont_options = ContinuationOptions(prefix_tokens=getattr(options, "prefix_tokens", 64),
+                                           limit=getattr(options, "limit", ContinuationOptions.limit))
+        inputs.extras["continuation"] = continuation(model, old_tok, corr.pieces, corr.copied,
+                                                     inputs.corpus_texts, cont_options)
     wants_aux = "aux" in method.needs or ("donor" in method.needs and inputs.donor_input is None)
     if wants_aux and inputs.aux_new is None:
         from tokengraft.transplant.auxiliary import AuxRequest, provide_aux

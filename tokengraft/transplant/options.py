@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_METHOD = "fvt"  # until the benchmark crowns tokengraft's own method
+DEFAULT_METHOD = "graft"  # tokengraft's own; see benchmarks/bench_transplant.py
 
 
 @dataclass

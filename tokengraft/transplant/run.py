@@ -46,13 +46,32 @@ def gather_inputs(method: Method, options: TransplantOptions, new_tok: Any) -> I
             inputs.donor_input, inputs.donor_output = donor_matrices(donor, load_tokenizer(options.donor), new_tok,
                                                                      options.donor)
             del donor
-    if options.corpus is not None:
+    corpus = options.corpus
+    if corpus is None and "model" in method.needs:
+        corpus = training_corpus(options.tokenizer)
+        if corpus is not None:
+            logger.info("method %s reads target-language text from the tokenizer's training corpus %s",
+                        method.name, corpus)
+            inputs.target_language = corpus_language(corpus)
+    if corpus is not None:
         aux_space = "aux" in method.needs or ("donor" in method.needs and options.donor is None)
-        if "corpus" in method.needs or aux_space:
-            inputs.corpus_texts = load_corpus(options.corpus).texts()
+        if "corpus" in method.needs or "model" in method.needs or aux_space:
+            inputs.corpus_texts = load_corpus(corpus).texts()
         else:
-            logger.warning("method %s uses no corpus; ignoring --corpus %s", method.name, options.corpus)
+            logger.warning("method %s uses no corpus; ignoring --corpus %s", method.name, corpus)
     return inputs
+
+
+def training_corpus(tokenizer_spec: str) -> str | None:
+    """The first corpus a tokengraft-trained tokenizer folder was trained on (``tokengraft_train.json``)."""
+    import json
+
+    record = Path(str(tokenizer_spec)) / "tokengraft_train.json"
+    try:
+        corpora = json.loads(record.read_text(encoding="utf-8")).get("corpora") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(corpora[0]) if corpora else None
 
 
 def transplant(options: TransplantOptions) -> TransplantResult:

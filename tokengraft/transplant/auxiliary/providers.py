@@ -8,6 +8,7 @@ Providers may load models and read corpora; the methods stay pure tensor functio
 |--------------|----------------------------------------------------|-----------------------------------------|
 | focus        | static token vectors of target text, new tokenizer | None                                    |
 | tokenadapt   | embedder(new token strings), 384-d for minilm-l6   | embedder(old token strings)             |
+| graft        | as tokenadapt                                      | as tokenadapt                           |
 | wechsel      | static vectors of target text, new tokenizer       | static vectors of source text, old tokenizer, rotated onto aux_new |
 """
 from __future__ import annotations
@@ -133,6 +134,7 @@ def wechsel_aux(request: AuxRequest) -> AuxVectors:
 PROVIDERS: dict[str, Callable[[AuxRequest], AuxVectors]] = {
     "focus": focus_aux,
     "tokenadapt": tokenadapt_aux,
+    "graft": tokenadapt_aux,  # its semantic estimate is TokenAdapt's
     "wechsel": wechsel_aux,
 }
 

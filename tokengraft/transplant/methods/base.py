@@ -4,7 +4,7 @@ A method is a pure function on tensors: it gets an :class:`InitProblem` (the old
 the byte-level correspondence, optional auxiliary vectors) and its own options dataclass,
 and returns an :class:`InitResult`. It never loads a model, reads a file or prints.
 Input and output matrices are separate problems: the orchestrator calls a method once per
-untied matrix (once for tied models).
+untied matrix (once for tied models, unless the method ``unties`` them).
 """
 from __future__ import annotations
 
@@ -50,16 +50,17 @@ class Method:
     options: type                      # the method's options dataclass (defaults from METHODS.md)
     needs: tuple[str, ...] = ()        # subset of {"aux", "donor", "corpus", "model"}: what the orchestrator must provide
     summary: str = ""
+    unties: bool = False               # output rows differ from input rows: a tied model comes out untied
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, options: type, needs: tuple[str, ...] = (), summary: str = ""):
+def register(name: str, options: type, needs: tuple[str, ...] = (), summary: str = "", unties: bool = False):
     """Decorator: ``@register("fvt", FVTOptions)`` adds a method to :data:`METHODS`."""
 
     def wrap(fn: Callable[[InitProblem, Any], InitResult]):
-        METHODS[name] = Method(name, fn, options, needs, summary or (fn.__doc__ or "").strip().split("\n")[0])
+        METHODS[name] = Method(name, fn, options, needs, summary or (fn.__doc__ or "").strip().split("\n")[0], unties)
         return fn
 
     return wrap

@@ -1,0 +1,170 @@
+"""graft: continuations measured from the base model, the output mix, untying, and saving."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tokengraft.errors import TokengraftError
+from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
+from tokengraft.transplant.correspondence import build_correspondence
+from tokengraft.transplant.core import transplant_model
+from tokengraft.transplant.inputs import Inputs
+from tokengraft.transplant.methods.base import InitProblem
+from tokengraft.transplant.methods.graft import GraftOptions, graft
+from tokengraft.transplant.writer import write_transplant
+from transplant_fixtures import NEW_TEXT, base_tokenizer, new_tokenizer, tiny_llama
+
+
+@pytest.fixture(scope="module")
+def toks():
+    return base_tokenizer(), new_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def world(toks):
+    old, new = toks
+    model = tiny_llama(len(old), tied=True, seed=3)
+    corr = build_correspondence(old, new, old_size=len(old))
+    return model, corr
+
+
+def plain_logprob(model, ids: list[int]) -> torch.Tensor:
+    """(len(ids) - 1,) log p(ids[i] | ids[:i]) from one plain forward, no cache."""
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, :-1].float()
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+
+def test_continuation_equals_a_plain_forward_after_the_prefix(toks, world):
+    old, _ = toks
+    model, corr = world
+    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=12))
+    prefix = [0, *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:12]]  # start: <|endoftext|> = 0
+    multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
+    assert len(multi) > 20 and bool(cont.measured[multi].all())
+    for t in multi[:10] + multi[-5:]:
+        lp = plain_logprob(model, prefix + corr.pieces[t])
+        expected = lp[len(prefix):].sum()  # every piece after the first, given the prefix and the earlier pieces
+        assert float(cont.logprob[t]) == pytest.approx(float(expected), abs=1e-4)
+    single = [t for t, p in enumerate(corr.pieces) if len(p) < 2 or corr.copied[t] >= 0]
+    assert float(cont.logprob[single].abs().max()) == 0.0 and not bool(cont.measured[single].any())
+    assert cont.context == old.decode(prefix[1:])
+    assert cont.unit.shape == (32,) and abs(cont.unit_fit[0] - 1.0) < 0.2
+
+
+def test_limit_measures_the_lowest_ids_and_estimates_the_rest_by_piece_count(toks, world):
+    old, _ = toks
+    model, corr = world
+    full = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8))
+    part = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8, limit=10))
+    multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
+    assert part.measured.nonzero().flatten().tolist() == multi[:10]
+    torch.testing.assert_close(part.logprob[multi[:10]], full.logprob[multi[:10]], atol=1e-4, rtol=0)
+    for t in multi[10:]:
+        same = [s for s in multi[:10] if len(corr.pieces[s]) == len(corr.pieces[t])]
+        expected = part.logprob[same].mean() if same else part.logprob[multi[:10]].mean()
+        assert float(part.logprob[t]) == pytest.approx(float(expected), abs=1e-5)
+
+
+def aux_for(old, new, dim: int = 8):
+    """Random 'embedder' vectors for both vocabularies: what tokenadapt's provider would give."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(len(new), dim, generator=g), torch.randn(len(old), dim, generator=g)
+
+
+def test_rows_are_the_documented_ensemble(toks, world):
+    from tokengraft.transplant.auxiliary.continuation import Continuation
+    from tokengraft.transplant.methods.fvt import FVTOptions, wvt
+    from tokengraft.transplant.methods.tokenadapt import TokenAdaptOptions, tokenadapt
+
+    old_tok, new_tok = toks
+    _, corr = world
+    n, d = len(corr.new_bytes), 4
+    old = torch.randn(len(corr.old_bytes), d, generator=torch.Generator().manual_seed(0))
+    c = torch.linspace(-3, 0, n)
+    cont = Continuation(c, torch.ones(n, dtype=torch.bool), torch.tensor([1.0, 2.0, 0.0, -1.0]), (1.0, 0.0), "", 0.0)
+    aux_new, aux_old = aux_for(old_tok, new_tok)
+    problem = InitProblem(old=old, which="output", new_bytes=corr.new_bytes, old_bytes=corr.old_bytes,
+                          copied=corr.copied, pieces=corr.pieces, aux_new=aux_new, aux_old=aux_old,
+                          extras={"continuation": cont})
+    opts = GraftOptions(semantic=0.2, mean=0.5, exact=0.3)
+    got = graft(problem, opts)
+    mean = wvt(problem, FVTOptions()).rows
+    semantic = tokenadapt(problem, TokenAdaptOptions(fallback="mean")).rows
+    multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
+    assert len(multi) > 20
+    for t in multi[:5] + multi[-5:]:
+        exact = old[corr.pieces[t][0]] + c[t] * cont.unit
+        torch.testing.assert_close(got.rows[t], 0.2 * semantic[t] + 0.5 * mean[t] + 0.3 * exact)
+        assert got.source[t] == "graft"
+    copied = (corr.copied >= 0).nonzero().flatten()
+    assert torch.equal(got.rows[copied], old[corr.copied[copied]])
+    inputs = graft(InitProblem(**{**problem.__dict__, "which": "input"}), opts)
+    torch.testing.assert_close(inputs.rows[multi], semantic[multi])  # input rows: the semantic estimate
+    assert bool(torch.isfinite(got.rows).all()) and bool(torch.isfinite(inputs.rows).all())
+    with pytest.raises(TokengraftError, match="sum to 1"):
+        graft(problem, GraftOptions(semantic=0.9))
+    with pytest.raises(TokengraftError, match="needs the base model's continuations"):
+        graft(InitProblem(**{**problem.__dict__, "extras": {}}), GraftOptions())
+
+
+def test_transplant_unties_a_tied_model_and_the_folder_loads_untied(toks, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    old, new = toks
+    model = tiny_llama(len(old), tied=True, seed=4)
+    aux_new, aux_old = aux_for(old, new)
+    inputs = Inputs(corpus_texts=[NEW_TEXT], aux_new=aux_new, aux_old=aux_old)
+    model, tok, diag = transplant_model(model, old, new, "graft", inputs=inputs)
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert emb.data_ptr() != head.data_ptr() and not model.config.tie_word_embeddings
+    assert diag.tokens.source_output is not None and "graft" in diag.tokens.source_output
+    differs = (emb - head).abs().amax(dim=1) > 0
+    corr = build_correspondence(old, tok, old_size=len(old))
+    assert bool(differs[[t for t, p in enumerate(corr.pieces) if len(p) >= 2]].all())
+    assert not bool(differs[corr.copied >= 0].any())
+    out = write_transplant(tmp_path / "m", model, tok, {"method": "graft"}, diag)
+    loaded = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert not loaded.config.tie_word_embeddings
+    assert torch.equal(loaded.get_output_embeddings().weight, head.detach())
+    ids = torch.tensor([tok("Ouvrez le menu Fichier", add_special_tokens=False)["input_ids"]])
+    torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+
+
+def test_an_untied_model_gets_its_own_output_rows(toks):
+    old, new = toks
+    model = tiny_llama(len(old), tied=False, seed=5)
+    head_before = model.get_output_embeddings().weight.detach().clone()
+    aux_new, aux_old = aux_for(old, new)
+    inputs = Inputs(corpus_texts=[NEW_TEXT], aux_new=aux_new, aux_old=aux_old)
+    model, tok, _ = transplant_model(model, old, new, "graft", inputs=inputs)
+    corr = build_correspondence(old, tok, old_size=len(old))
+    t = next(t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0)
+    # output rows come from the old output matrix: the first piece's old output row enters the mix
+    assert not torch.equal(model.get_output_embeddings().weight[t], model.get_input_embeddings().weight[t])
+    copied = int((corr.copied >= 0).nonzero()[0])
+    assert torch.equal(model.get_output_embeddings().weight[copied], head_before[corr.copied[copied]])
+
+
+def test_graft_reads_the_tokenizers_training_corpus_by_default(tmp_path):
+    from tokengraft.transplant.run import training_corpus
+
+    (tmp_path / "tokengraft_train.json").write_text('{"corpora": ["libreoffice:fr:train", "x.txt"]}')
+    assert training_corpus(str(tmp_path)) == "libreoffice:fr:train"
+    (tmp_path / "tokengraft_train.json").write_text("not json")
+    assert training_corpus(str(tmp_path)) is None
+    assert training_corpus("gemma3-270m") is None  # a built-in name, not a folder
+
+
+def test_encoder_transplant_needs_no_continuations(toks):
+    from transformers import BertConfig, BertModel
+
+    old, new = toks
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(old), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64)).eval()
+    aux_new, aux_old = aux_for(old, new)
+    model, tok, diag = transplant_model(model, old, new, "graft", kind="encoder",
+                                        inputs=Inputs(aux_new=aux_new, aux_old=aux_old))
+    assert model.get_input_embeddings().weight.shape == (len(tok), 32)
+    assert diag.tokens.source_output is None
