@@ -60,6 +60,7 @@ def test_list_methods(capsys):
     assert out[0].split() == ["name", "needs", "summary"]
     rows = {line.split()[0]: line for line in out[1:]}
     assert "fvt" in rows and TEST_METHOD in rows and "test only: mean of the pieces" in rows[TEST_METHOD]
+    assert "graft*" in rows and out[-1] == "* the default"  # the default method is marked
 
 
 def test_missing_model_is_a_one_line_error(capsys):

@@ -64,12 +64,14 @@ def parse_method_options(items: list[str]) -> dict[str, Any]:
 def methods_table() -> str:
     import tokengraft.transplant.methods  # noqa: F401  registers the methods
     from tokengraft.transplant.methods.base import METHODS
+    from tokengraft.transplant.options import DEFAULT_METHOD
 
-    rows = [(m.name, ",".join(m.needs) or "-", m.summary) for m in sorted(METHODS.values(), key=lambda m: m.name)]
+    rows = [(m.name + ("*" if m.name == DEFAULT_METHOD else ""), ",".join(m.needs) or "-", m.summary)
+            for m in sorted(METHODS.values(), key=lambda m: m.name)]
     width = max((len(r[0]) for r in rows), default=4)
     lines = [f"{'name':<{width}}  {'needs':<16}  summary"]
     lines += [f"{n:<{width}}  {needs:<16}  {summary}" for n, needs, summary in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + ["* the default"])
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
