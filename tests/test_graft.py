@@ -168,3 +168,14 @@ def test_encoder_transplant_needs_no_continuations(toks):
                                         inputs=Inputs(aux_new=aux_new, aux_old=aux_old))
     assert model.get_input_embeddings().weight.shape == (len(tok), 32)
     assert diag.tokens.source_output is None
+
+
+def test_batches_group_stems_by_length_under_the_logprob_budget():
+    from tokengraft.transplant.auxiliary.continuation import LOGPROB_ELEMENTS, _batches, _stems
+
+    stems = _stems([0, 1, 2, 3], [[5, 6], [5, 7], [5, 6, 8], [9, 6, 8, 1]])
+    assert stems == {(5,): [0, 1], (5, 6): [2], (9, 6, 8): [3]}  # one forward pass serves tokens 0 and 1
+    many = [(i,) for i in range(100)] + [(i, i) for i in range(10)]
+    batches = _batches(many, vocab=LOGPROB_ELEMENTS // 16, size=64)
+    assert [len(b) for b in batches] == [16] * 6 + [4] + [8, 2]
+    assert all(len({len(s) for s in b}) == 1 for b in batches)

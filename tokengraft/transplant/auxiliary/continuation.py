@@ -32,6 +32,10 @@ from tokengraft.errors import TokengraftError
 
 log = logging.getLogger(__name__)
 
+# Largest (rows x length x vocab) block of float32 log-probabilities per batch: 64 MiB, so the
+# logits, their log-softmax and the gather stay a small part of a transplant's peak memory.
+LOGPROB_ELEMENTS = 2**24
+
 
 @dataclass
 class ContinuationOptions:
@@ -149,15 +153,13 @@ def _stems(tokens: list[int], pieces: Sequence[Sequence[int]]) -> dict[tuple[int
 
 def _batches(stems: list[tuple[int, ...]], vocab: int, size: int) -> list[list[tuple[int, ...]]]:
     """Stems grouped by length (no padding), at most ``size`` per group and at most
-    CHUNK_ELEMENTS log-probabilities (rows x length x vocab) per group."""
-    from tokengraft.measure.scorer import CHUNK_ELEMENTS
-
+    LOGPROB_ELEMENTS log-probabilities (rows x length x vocab) per group."""
     by_length: dict[int, list[tuple[int, ...]]] = {}
     for stem in stems:
         by_length.setdefault(len(stem), []).append(stem)
     out = []
     for length, group in sorted(by_length.items()):
-        step = max(1, min(size, CHUNK_ELEMENTS // (length * vocab)))
+        step = max(1, min(size, LOGPROB_ELEMENTS // (length * vocab)))
         out += [group[i:i + step] for i in range(0, len(group), step)]
     return out
 
