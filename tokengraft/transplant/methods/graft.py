@@ -63,7 +63,7 @@ def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
         raise TokengraftError(f"graft weights semantic, mean, exact must be >= 0 and sum to 1, got {weights}")
     check_fallback(options.fallback)
     mean = _piece_transfer(problem, FVTOptions(options.fallback), "graft", weighted=True)
-    semantic = tokenadapt(problem, TokenAdaptOptions(fallback=options.fallback))
+    semantic = _semantic(problem, options.fallback)
     has_mean = torch.tensor([s == "graft" for s in mean.source])
     has_semantic = torch.tensor([s == "tokenadapt" for s in semantic.source])
     device = mean.rows.device
@@ -76,6 +76,17 @@ def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
     hit = problem.copied.cpu() >= 0
     rows[hit.to(device)] = problem.old[problem.copied.cpu()[hit].to(problem.old.device)].to(device)
     return InitResult(rows, source, None)
+
+
+def _semantic(problem: InitProblem, fallback: str) -> InitResult:
+    """TokenAdapt's rows, computed once for a tied model's input and output problems (same matrix)."""
+    key = ("graft:semantic", problem.old.data_ptr(), tuple(problem.old.shape), fallback)
+    cached = problem.extras.get("graft:semantic")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    result = tokenadapt(problem, TokenAdaptOptions(fallback=fallback))
+    problem.extras["graft:semantic"] = (key, result)
+    return result
 
 
 def _exact_rows(problem: InitProblem, mean_rows: torch.Tensor, has_mean: torch.Tensor) -> torch.Tensor:
