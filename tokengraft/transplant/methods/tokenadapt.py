@@ -42,7 +42,7 @@ class TokenAdaptOptions:
     neighbours: int = 3         # global estimate: top k old tokens
     threshold: float = 0.0      # global estimate: neighbours with similarity below this are dropped
     mix: float = 0.3            # lambda: weight of the global estimate
-    chunk_size: int = 2048      # new tokens per block
+    chunk_size: int = 512       # new tokens per block (a block of similarities: 512 x V_old floats)
     fallback: str = "normal"    # tokens with neither estimate: seeded N(mu, sigma) per dimension, or "mean"
 
 
