@@ -179,3 +179,17 @@ def test_batches_group_stems_by_length_under_the_logprob_budget():
     batches = _batches(many, vocab=LOGPROB_ELEMENTS // 16, size=64)
     assert [len(b) for b in batches] == [16] * 6 + [4] + [8, 2]
     assert all(len({len(s) for s in b}) == 1 for b in batches)
+
+
+def test_max_pieces_sums_only_the_first_pieces(toks, world):
+    old, _ = toks
+    model, corr = world
+    cut = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8, max_pieces=2))
+    prefix = [0, *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:8]]
+    long = [t for t, p in enumerate(corr.pieces) if len(p) >= 3 and corr.copied[t] < 0]
+    assert long
+    for t in long[:5]:
+        lp = plain_logprob(model, prefix + corr.pieces[t][:2])
+        assert float(cut.logprob[t]) == pytest.approx(float(lp[-1]), abs=1e-4)  # the second piece only
+    with pytest.raises(TokengraftError, match="max_pieces must be at least 2"):
+        continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(max_pieces=1))

@@ -91,8 +91,10 @@ def provide(method: Any, inputs: Inputs, corr: Any, old_tok: Any, new_tok: Any, 
     if "model" in method.needs and "continuation" not in inputs.extras and model is not None:
         from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
 
-        cont_options = ContinuationOptions(prefix_tokens=getattr(options, "prefix_tokens", 64),
-                                           limit=getattr(options, "limit", ContinuationOptions.limit))
+        cont_options = ContinuationOptions(
+            prefix_tokens=getattr(options, "prefix_tokens", ContinuationOptions.prefix_tokens),
+            limit=getattr(options, "limit", ContinuationOptions.limit),
+            max_pieces=getattr(options, "max_pieces", ContinuationOptions.max_pieces))
         inputs.extras["continuation"] = continuation(model, old_tok, corr.pieces, corr.copied,
                                                      inputs.corpus_texts, cont_options)
     wants_aux = "aux" in method.needs or ("donor" in method.needs and inputs.donor_input is None)

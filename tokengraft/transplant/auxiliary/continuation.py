@@ -42,6 +42,8 @@ class ContinuationOptions:
     prefix_tokens: int = 64        # context: this many old tokens of the corpus (0: the start token only)
     limit: int | None = 50_000     # measure at most this many tokens, lowest new ids first; the rest get the
                                    # mean continuation of measured tokens with as many pieces (None: all)
+    max_pieces: int | None = None  # sum log-probabilities of pieces 2..max_pieces only (None: all); bounds
+                                   # the time for superword tokenizers, whose tokens have many pieces
     batch_size: int = 64           # tokens per forward pass (each holds a copy of the prefix's cache)
     unit_states: int = 4096        # hidden states used to fit the unit vector
     ridge: float = 1e-3            # ridge of the unit fit, relative to the mean eigenvalue of H^T H / n
@@ -64,6 +66,10 @@ def continuation(model: Any, old_tok: Any, pieces: Sequence[Sequence[int]], copi
     from tokengraft.measure.start import resolve_start_token
 
     options = options or ContinuationOptions()
+    if options.max_pieces is not None:
+        if options.max_pieces < 2:
+            raise TokengraftError(f"graft max_pieces must be at least 2, got {options.max_pieces}")
+        pieces = [p[: options.max_pieces] for p in pieces]
     start = time.perf_counter()
     head, body = split_head(model), getattr(model, "base_model", None)
     if head is None or body is None or body is model:
