@@ -72,8 +72,9 @@ def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
     rows = torch.where(has_semantic[:, None].to(device), semantic.rows.to(device).float(), mean.rows.float())
     source = ["graft" if a or b else s for a, b, s in zip(has_semantic.tolist(), has_mean.tolist(), mean.source)]
     if problem.which == "output":
-        exact = _exact_rows(problem, mean.rows.float(), has_mean)
-        rows = options.semantic * rows + options.mean * mean.rows.float() + options.exact * exact
+        # in place and in blocks: a 262k vocabulary makes every (V, d) temporary 600 MB
+        rows.mul_(options.semantic).add_(mean.rows.float(), alpha=options.mean + options.exact)
+        _add_exact(problem, rows, mean.rows, has_mean, options.exact)
     rows = rows.to(problem.old.dtype)
     hit = problem.copied.cpu() >= 0
     rows[hit.to(device)] = problem.old[problem.copied.cpu()[hit].to(problem.old.device)].to(device)
@@ -83,26 +84,30 @@ def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
 def _semantic(problem: InitProblem, fallback: str) -> InitResult:
     """TokenAdapt's rows, computed once for a tied model's input and output problems (same matrix)."""
     key = ("graft:semantic", problem.old.data_ptr(), tuple(problem.old.shape), fallback)
-    cached = problem.extras.get("graft:semantic")
+    # the orchestrator asks for input rows first; the output call takes the rows and frees them
+    cached = problem.extras.pop("graft:semantic", None) if problem.which == "output" else None
     if cached is not None and cached[0] == key:
         return cached[1]
     result = tokenadapt(problem, TokenAdaptOptions(fallback=fallback))
-    problem.extras["graft:semantic"] = (key, result)
+    if problem.which == "input":
+        problem.extras["graft:semantic"] = (key, result)
     return result
 
 
-def _exact_rows(problem: InitProblem, mean_rows: torch.Tensor, has_mean: torch.Tensor) -> torch.Tensor:
-    """old[p_1] + c_t * u for tokens of >= 2 pieces; the piece mean elsewhere."""
+def _add_exact(problem: InitProblem, rows: torch.Tensor, mean_rows: torch.Tensor, has_mean: torch.Tensor,
+               weight: float, block: int = 16384) -> None:
+    """rows += weight * (exact - mean) for tokens of >= 2 pieces, exact = old[p_1] + c_t * u."""
     cont = problem.extras.get("continuation")
     if cont is None:
         raise TokengraftError("graft needs the base model's continuations (extras['continuation']);"
                               " call it through transplant/transplant_model, which measures them")
     multi = has_mean & torch.tensor([len(p) >= 2 for p in problem.pieces]) & (problem.copied.cpu() < 0)
     ids = multi.nonzero().flatten()
-    out = mean_rows.clone()
-    if ids.numel():
-        old = problem.old.float()
-        first = torch.tensor([problem.pieces[t][0] for t in ids.tolist()], device=old.device)
-        logprob = cont.logprob[ids].to(old.device)
-        out[ids.to(out.device)] = (old[first] + logprob[:, None] * cont.unit.to(old.device)[None]).to(out.device)
-    return out
+    old = problem.old.float()
+    unit = cont.unit.to(old.device)[None]
+    for start in range(0, ids.numel(), block):
+        part = ids[start:start + block]
+        first = torch.tensor([problem.pieces[t][0] for t in part.tolist()], device=old.device)
+        exact = old[first] + cont.logprob[part].to(old.device)[:, None] * unit
+        on = part.to(rows.device)
+        rows[on] += weight * (exact.to(rows.device) - mean_rows[on].float())
