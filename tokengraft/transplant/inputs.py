@@ -82,8 +82,9 @@ def check_needs(method: Any, *, donor: bool, aux: bool, corpus: bool) -> None:
 
 def provide(method: Any, inputs: Inputs, corr: Any, old_tok: Any, new_tok: Any, model: Any,
             options: Any = None) -> Inputs:
-    """A copy of ``inputs`` completed with what ``method.needs`` (auxiliary vectors, the model in
-    extras); the caller's object is left as it was, so it can be reused for another method."""
+    """A copy of ``inputs`` completed with what ``method.needs`` (auxiliary vectors; the base
+    model's continuations in extras, skipped when ``model`` is None); the caller's object is
+    left as it was, so it can be reused for another method."""
     inputs = dataclasses.replace(inputs, extras=dict(inputs.extras))
     check_needs(method, donor=inputs.donor_input is not None,
                 aux=inputs.aux_new is not None or inputs.aux_spec is not None,
