@@ -366,3 +366,11 @@ def test_fvt_decomposition_across_builtins():
     for data, ids in zip(sample, out):
         if keep.issuperset(data):
             assert token_bytes(smol, ids) == data
+
+
+def test_literal_text_of_a_byte_level_added_token_is_not_that_token():
+    # the added "ĠĠ" stands for two spaces; the text "ĠĠ" (bytes c4 a0 c4 a0) must be spelled as text
+    bl = tiny_byte_level()
+    ids = encode_bytes(bl, "ĠĠ".encode())
+    assert token_bytes(bl, ids) == "ĠĠ".encode() and bl.convert_tokens_to_ids("ĠĠ") not in ids
+    assert encode_bytes(bl, "naïve".encode()) == [bl.convert_tokens_to_ids("naïve")]  # a literal added token still is

@@ -83,20 +83,35 @@ def _strip_prefix(node: dict | None, vocab: ByteVocab, keep_normalizer: bool) ->
     return node
 
 
-def _attach(backend, normalizer: dict | None, pre_tokenizer: dict | None):
-    """A new tokenizer on ``backend``'s model and added tokens with the given components."""
-    from tokenizers import Tokenizer
+def _attach(backend, normalizer: dict | None, pre_tokenizer: dict | None, tokens: list[bytes | None] | None = None):
+    """A new tokenizer on ``backend``'s model and added tokens with the given components.
+
+    ``tokens`` (the byte view): a non-special added token is matched in text only where its
+    bytes are its content's UTF-8. A byte-level added "ĠĠ" stands for two spaces, so the
+    literal text "ĠĠ" must not become it.
+    """
+    from tokenizers import AddedToken, Tokenizer
 
     shell = _shell(normalizer, pre_tokenizer)
     raw = Tokenizer(backend.model)
     raw.normalizer = shell.normalizer
     raw.pre_tokenizer = shell.pre_tokenizer
     added = sorted(backend.get_added_tokens_decoder().items())
+
+    def literal(i: int, t: Any) -> bool:
+        return tokens is None or i >= len(tokens) or tokens[i] in (None, t.content.encode("utf-8"))
+
+    # a token that must not match keeps its id slot under a content no text contains
+    unmatched = {i: f"\ue000tokengraft-unmatched-{i}\ue000" for i, t in added if not (t.special or literal(i, t))}
+    added = [(i, AddedToken(unmatched[i], normalized=False) if i in unmatched else t) for i, t in added]
     raw.add_special_tokens([t for _, t in added if t.special])
     raw.add_tokens([t for _, t in added if not t.special])
     if any(raw.token_to_id(t.content) != i for i, t in added):
         # added tokens outside the model vocabulary: fall back to a full copy (slower, same result)
-        raw = Tokenizer.from_str(backend.to_str())
+        spec = json.loads(backend.to_str())
+        for entry in spec.get("added_tokens", []):
+            entry["content"] = unmatched.get(entry["id"], entry["content"])
+        raw = Tokenizer.from_str(json.dumps(spec))
         raw.normalizer, raw.pre_tokenizer = shell.normalizer, shell.pre_tokenizer
     raw.post_processor = None
     raw.encode_special_tokens = True  # "<|im_start|>" in the data is text, not the special token
@@ -134,7 +149,7 @@ def _raw(tokenizer, vocab: ByteVocab) -> _Raw:
     normalizer = _strip_prefix(component_json(backend.normalizer), vocab, keep_normalizer=not exact_model)
     pre = _strip_prefix(component_json(backend.pre_tokenizer), vocab, keep_normalizer=True)
     result = _Raw(
-        text=_attach(backend, normalizer, pre),
+        text=_attach(backend, normalizer, pre, vocab.tokens),
         byte_run=_attach(backend, None, None) if vocab.kind == "byte_level" else None,
         continuation=_continuation_copy(backend, vocab, normalizer, pre) if vocab.kind == "wordpiece" else None,
     )
