@@ -11,7 +11,7 @@ from tokengraft.assets.bible import BIBLES, chapter_key, clean_osis, module_inst
 from tokengraft.assets.cache import debian_root
 from tokengraft.assets.corpus import Document
 from tokengraft.assets.libreoffice import help_root, installed_languages, visible_text
-from tokengraft.assets.splits import HELDOUT_PER_MILLE, is_heldout, select_split
+from tokengraft.assets.splits import DEV_PER_MILLE, HELDOUT_PER_MILLE, is_heldout, select_split, split_of
 from tokengraft.errors import MissingAssetError, TokengraftError
 
 HAVE_LIBREOFFICE = {"de", "en"} <= set(installed_languages(help_root(debian_root())))
@@ -131,10 +131,10 @@ def test_binary_file_glob_without_match_and_unknown_spec(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("libreoffice", r"use libreoffice:<lang>\[:train\|:heldout\]"),
+    ("libreoffice", r"use libreoffice:<lang>\[:train\|:heldout\|:dev\|:fit\]"),
     ("libreoffice:de:fr", r"bad corpus spec"),
     ("bible:kjv", r"unknown bible 'kjv'; use one of: bible:web, bible:rv1909"),
-    ("python-stdlib:extra", r"use python-stdlib\[:train\|:heldout\]"),
+    ("python-stdlib:extra", r"use python-stdlib\[:train\|:heldout\|:dev\|:fit\]"),
 ])
 def test_bad_builtin_specs(spec: str, message: str) -> None:
     with pytest.raises(TokengraftError, match=message):
@@ -166,6 +166,17 @@ def test_split_is_deterministic_disjoint_and_about_ten_percent() -> None:
     assert is_heldout("page7.html") == is_heldout("page7.html")
     with pytest.raises(TokengraftError, match="unknown split"):
         select_split(docs, "test")
+
+
+def test_dev_and_fit_partition_train_and_dev_is_about_five_percent() -> None:
+    docs = [Document(f"page{i}.html", "t") for i in range(4000)]
+    train, dev, fit = (select_split(docs, s) for s in ("train", "dev", "fit"))
+    held = {d.id for d in select_split(docs, "heldout")}
+    assert {d.id for d in dev} | {d.id for d in fit} == {d.id for d in train}
+    assert not {d.id for d in dev} & {d.id for d in fit}
+    assert not held & {d.id for d in dev}
+    assert abs(len(dev) / 4000 - DEV_PER_MILLE / 1000) < 0.015
+    assert [split_of(d.id) for d in dev] == ["dev"] * len(dev)
 
 
 # --- built-ins ---------------------------------------------------------------------------

@@ -6,9 +6,12 @@ A spec is one of::
     docs/                      every text file below, sorted, id = relative path
     'data/**/*.md'             a glob, id = path relative to the part before the wildcard
     rows.jsonl[#column]        one document per row (.jsonl/.json/.csv/.parquet), id = row index
-    libreoffice:<lang>[:train|:heldout]   LibreOffice help pages (en, de, fr, es, ru, ...)
-    bible:web|bible:rv1909[:train|:heldout]   verse-aligned English / Spanish bibles
-    python-stdlib[:train|:heldout]        the Python standard library's own source
+    libreoffice:<lang>[:split]            LibreOffice help pages (en, de, fr, es, ru, ...)
+    bible:web|bible:rv1909[:split]        verse-aligned English / Spanish bibles
+    python-stdlib[:split]                 the Python standard library's own source
+
+where ``:split`` is ``:train`` (= ``:dev`` + ``:fit``) or ``:heldout``; ``:dev`` is the slice of
+train on which every weight and hyperparameter is chosen, ``:fit`` the rest of train.
 
 Built-in corpora come from Debian packages that ``scripts/setup.sh`` unpacks into the cache;
 the extracted text is cached as ``cache_dir("corpora")/<name>.jsonl`` so that the second load
@@ -120,11 +123,11 @@ def _builtin_parts(spec: str) -> _Builtin | None:
     split = parts.pop() if parts and parts[-1] in SPLITS else None
     if head == "python-stdlib":
         if parts:
-            raise TokengraftError(f"bad corpus spec {spec!r}; use python-stdlib[:train|:heldout]")
+            raise TokengraftError(f"bad corpus spec {spec!r}; use python-stdlib[:train|:heldout|:dev|:fit]")
         return _Builtin(head, None, split)
     if len(parts) != 1 or not parts[0]:
         shape = "libreoffice:<lang>" if head == "libreoffice" else "bible:web|bible:rv1909"
-        raise TokengraftError(f"bad corpus spec {spec!r}; use {shape}[:train|:heldout]")
+        raise TokengraftError(f"bad corpus spec {spec!r}; use {shape}[:train|:heldout|:dev|:fit]")
     return _Builtin(head, parts[0], split)
 
 
