@@ -125,3 +125,34 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(heal_world, tmp_path, mo
     assert [e["loss"] for e in resumed.loss_curve] == [e["loss"] for e in straight.loss_curve]
     a, b = weights(straight.out), weights(resumed.out)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_seconds_stops_within_the_budget_and_resume_continues(heal_world, tmp_path):  # noqa: F811
+    budget = 6.0
+    first = heal(options(heal_world, tmp_path, steps=None, max_seconds=budget, lr=5e-3))
+    assert first.stopped_by_budget and first.steps > 5
+    assert 0.9 * budget <= first.budget_seconds <= 1.1 * budget, first.budget_seconds
+    record = json.loads((first.out / "heal.json").read_text())
+    assert record["stopped_by_budget"] and record["max_seconds"] == budget and record["steps"] == first.steps
+    assert set(weights(first.out)) == set(weights(heal_world["student"]))  # the folder is complete
+    assert (first.out / "tokenizer.json").is_file() and (first.out / "heal.png").is_file()
+    lrs = [e["lr"] for e in first.loss_curve]
+    assert max(lrs) == pytest.approx(5e-3, rel=0.05) and lrs[-1] < 0.2 * 5e-3  # the cosine ends with the budget
+    saved = sorted(p.name for p in (tmp_path / "out.checkpoints").iterdir())
+    assert saved[-1] == f"step-{first.steps:08d}"  # the state at the stop, for --resume
+    second = heal(options(heal_world, tmp_path, steps=None, max_seconds=budget, lr=5e-3, resume=True,
+                          overwrite=True))
+    assert second.stopped_by_budget and second.steps > first.steps
+    assert second.loss_curve[:first.steps] == first.loss_curve  # continued, not restarted
+    resumed_lrs = [e["lr"] for e in second.loss_curve[first.steps:]]
+    assert max(resumed_lrs) == pytest.approx(5e-3, rel=0.05) and resumed_lrs[-1] < 0.2 * 5e-3  # a new decay
+    assert 0.9 * budget <= second.budget_seconds <= 1.1 * budget
+    _, end_first = first_last(first.loss_curve)
+    _, end_second = first_last(second.loss_curve)
+    assert end_second < end_first
+
+
+def test_steps_end_a_budgeted_run_first_when_they_are_fewer(heal_world, tmp_path):  # noqa: F811
+    result = heal(options(heal_world, tmp_path, steps=3, max_seconds=600.0))
+    assert result.steps == 3 and not result.stopped_by_budget
+    assert not (tmp_path / "out.checkpoints").exists()

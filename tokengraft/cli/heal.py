@@ -10,6 +10,7 @@ EPILOG = """examples:
   tokengraft heal --model out/smollm2-fr --corpus libreoffice:fr:train --mode embeddings --steps 300 \\
       --eval libreoffice:fr:heldout --out out/smollm2-fr-healed
   tokengraft heal --model out/smollm2-fr --corpus libreoffice:fr:train --mode alm --tokens 2000000
+  tokengraft heal --model out/smollm2-fr --corpus libreoffice:fr:train --max-seconds 540 --device cpu
   accelerate launch --multi_gpu --num_processes 8 -m tokengraft.cli.main heal --model out/smollm2-fr \\
       --corpus libreoffice:fr:train --mode full --batch-size 64   # DDP on 8 GPUs
   accelerate launch --multi_gpu --num_processes 2 -m tokengraft.cli.main heal ... --device cpu   # DDP on CPU (gloo)
@@ -19,7 +20,7 @@ EPILOG = """examples:
 
 
 def register(subparsers: Any) -> None:
-    from tokengraft.heal.options import ALM_PARAMS, MODES, PRECISIONS, HealOptions
+    from tokengraft.heal.options import ALM_PARAMS, DEFAULT_STEPS, MODES, PRECISIONS, HealOptions
 
     d = {f.name: f.default for f in fields(HealOptions) if not callable(f.default_factory)}  # type: ignore[misc]
     p = subparsers.add_parser(
@@ -34,8 +35,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--teacher", metavar="SPEC", default=d["teacher"],
                    help="ALM teacher (default: the base model named in the model's transplant.json)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, metavar="N", default=d["steps"], help="optimizer steps (default: %(default)s)")
+    budget.add_argument("--steps", type=int, metavar="N", default=d["steps"],
+                        help=f"optimizer steps (default: {DEFAULT_STEPS}, or unlimited with --max-seconds)")
     budget.add_argument("--tokens", type=int, metavar="N", default=d["tokens"], help="training budget in tokens instead")
+    p.add_argument("--max-seconds", type=float, metavar="S", default=d["max_seconds"],
+                   help="wall-clock budget (loading and writing included, evaluation excluded): training stops in "
+                        "time to write the folder, the LR decays over the budget, --resume continues with a new one")
     p.add_argument("--seq-len", type=int, metavar="N", default=d["seq_len"], help="tokens per row (default: %(default)s)")
     p.add_argument("--batch-size", type=int, metavar="N", default=d["batch_size"],
                    help="rows per optimizer step over all processes (default: %(default)s)")
@@ -81,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":
         return 0  # under accelerate launch, one process reports
     last = result.eval_curve[-1]["bpb"] if result.eval_curve else {}
+    budget = f", budget spent in {result.budget_seconds:.0f} s" if result.stopped_by_budget else ""
     print(f"healed model: {result.out} ({result.steps} steps, {result.tokens_seen:,} tokens, "
-          f"{result.tokens_per_second:,.0f} tokens/s, final loss {result.final_loss:.4f})")
+          f"{result.tokens_per_second:,.0f} tokens/s, final loss {result.final_loss:.4f}{budget})")
     for name, bpb in last.items():
         print(f"  held-out {name}: {result.eval_curve[0]['bpb'][name]:.4f} -> {bpb:.4f} bits/byte")
     return 0

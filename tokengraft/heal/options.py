@@ -18,6 +18,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
 DEFAULT_LR = {"embeddings": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
+DEFAULT_STEPS = 200  # without --steps, --tokens or --max-seconds
 # The teacher's tokenizer is usually the less efficient one on the healing text (that is
 # why the model was transplanted), so an ALM row may hold more teacher than student tokens.
 TEACHER_LEN_FACTOR = 2
@@ -29,8 +30,10 @@ class HealOptions:
     corpus: list[str] = field(default_factory=list)  # training corpus specs
     mode: str = "embeddings"                     # embeddings | alm | full | lora
     teacher: str | None = None                   # ALM teacher spec; None: the base model in transplant.json
-    steps: int = 200                             # optimizer steps (ignored when ``tokens`` is set)
+    steps: int | None = None                     # optimizer steps; None: DEFAULT_STEPS, or as many as --max-seconds allows
     tokens: int | None = None                    # training budget in student tokens; sets the number of steps
+    max_seconds: float | None = None             # wall-clock budget of the run (loading and writing included,
+                                                 # evaluation excluded); the LR schedule follows it
     seq_len: int = 512                           # tokens per training row (student side)
     batch_size: int = 8                          # rows per optimizer step, over all processes together
     grad_accum: int = 1                          # micro-steps the batch is split into on each process
@@ -84,10 +87,13 @@ class HealOptions:
         out = self.out_dir()
         return out.with_name(f"{out.name}.checkpoints")
 
-    def total_steps(self) -> int:
+    def total_steps(self) -> int | None:
+        """Steps to take; None: as many as the wall-clock budget allows."""
         if self.tokens is not None:
             return max(1, math.ceil(self.tokens / (self.batch_size * self.seq_len)))
-        return self.steps
+        if self.steps is not None:
+            return self.steps
+        return None if self.max_seconds is not None else DEFAULT_STEPS
 
     def validate(self, world_size: int = 1) -> None:
         """Raise a one-line TokengraftError for a bad combination of options."""
@@ -104,8 +110,10 @@ class HealOptions:
             bad("no training text: pass at least one --corpus")
         if self.tokens is not None and self.tokens < 1:
             bad(f"--tokens must be positive, got {self.tokens}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            bad(f"--max-seconds must be positive, got {self.max_seconds}")
         for name in ("steps", "seq_len", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.seq_len < 8:
             bad(f"--seq-len {self.seq_len} is too short to learn from; use at least 8")
@@ -133,3 +141,5 @@ class HealResult:
     tokens_per_second: float                     # training throughput of this run
     peak_memory_bytes: int                       # CUDA peak allocated, or the process's peak RSS on CPU
     seconds: float                               # wall time of this run
+    budget_seconds: float = 0.0                  # time counted against --max-seconds (evaluation excluded)
+    stopped_by_budget: bool = False              # training ended because --max-seconds was spent

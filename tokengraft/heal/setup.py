@@ -8,12 +8,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from tokengraft.errors import TokengraftError
 from tokengraft.heal import compat, modes, sources
+from tokengraft.heal.budget import Clock
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
 from tokengraft.heal.tokens import aligner, plain_encoder
@@ -47,8 +48,29 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to MIN_LR_SHARE at ``total``."""
     if step < warmup:
         return (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, total - warmup)
-    return MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cosine((step - warmup) / max(1, total - warmup))
+
+
+def cosine(progress: float) -> float:
+    """Cosine decay from 1 at progress 0 to MIN_LR_SHARE at progress >= 1."""
+    return MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+
+
+def make_schedule(options: HealOptions, clock: Clock, first_step: int) -> Callable[[int], float]:
+    """The LR factor of each step: over ``total_steps``, or under a wall-clock budget over the
+    share of the training time spent (warm-up counted from ``first_step``, where this run's
+    training starts: a run resumed under a budget warms up again and decays over its own budget)."""
+    total = options.total_steps()
+    if options.max_seconds is None:
+        return lambda step: lr_factor(step, options.warmup, total)
+
+    def factor(step: int) -> float:
+        done = step - first_step
+        if done < options.warmup:
+            return (done + 1) / (options.warmup + 1)
+        return cosine(clock.progress())
+
+    return factor
 
 
 @dataclass
@@ -69,6 +91,8 @@ class Run:
     step: int = 0
     tokens_seen: int = 0
     tokens_per_second: float = 0.0  # training throughput of this run (evaluation excluded)
+    clock: Clock = field(default_factory=Clock)
+    stopped_by_budget: bool = False  # training ended because --max-seconds was spent
 
 
 def _load_student(options: HealOptions) -> tuple[Any, Any]:
@@ -112,7 +136,7 @@ def _check_alignable(texts: list[str], align: Any) -> None:
     log.info("both tokenizers rebuild %.1f MB of training text exactly (%.1f s)", used / 1e6, time.perf_counter() - t0)
 
 
-def build_run(options: HealOptions, accelerator: Any) -> Run:
+def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     """Load and wire everything; ``options`` must be validated already."""
     torch.manual_seed(options.seed)
     # Cheap checks first, so that a bad option fails before any model is loaded.
@@ -128,7 +152,7 @@ def build_run(options: HealOptions, accelerator: Any) -> Run:
     trainable = sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
     optimizer = torch.optim.AdamW(modes.param_groups(model, options.weight_decay), lr=options.learning_rate)
     total = options.total_steps()
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, options.warmup, total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule(options, clock, 0))
     start_student = compat.start_token_id(tokenizer)
     teacher = None
     if teacher_spec is not None:
@@ -142,7 +166,8 @@ def build_run(options: HealOptions, accelerator: Any) -> Run:
         stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
-        log.info("healing %s: mode %s, %d trainable parameters, %d steps, %d process(es) on %s",
-                 options.model, options.mode, trainable, total, accelerator.num_processes, accelerator.device)
+        steps = f"{total} steps" if total is not None else f"{options.max_seconds:g} s"
+        log.info("healing %s: mode %s, %d trainable parameters, %s, %d process(es) on %s",
+                 options.model, options.mode, trainable, steps, accelerator.num_processes, accelerator.device)
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
-               teacher=teacher, teacher_spec=teacher_spec, trainable=trainable)
+               teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock)

@@ -22,7 +22,8 @@ from tokengraft.errors import TokengraftError
 from tokengraft.heal import checkpoint, compat, modes, report, sources
 from tokengraft.heal.losses import collate_alm
 from tokengraft.heal.options import HealOptions, HealResult
-from tokengraft.heal.setup import Run, build_run, make_accelerator
+from tokengraft.heal.budget import Clock
+from tokengraft.heal.setup import Run, build_run, make_accelerator, make_schedule
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,12 @@ def heal(options: HealOptions) -> HealResult:
 
     >>> heal(HealOptions(model="out/fr", corpus=["libreoffice:fr:train"], steps=100))  # doctest: +SKIP
     """
+    clock = Clock(options.max_seconds)
     accelerator = make_accelerator(options)
     options.validate(accelerator.num_processes)
     out, root = options.out_dir(), options.checkpoint_dir()
     _check_paths(options, out, root)
-    run = build_run(options, accelerator)
+    run = build_run(options, accelerator, clock)
     if options.resume:
         _restore(run, checkpoint.checkpoints(root)[-1])
     t0 = time.perf_counter()
@@ -45,13 +47,15 @@ def heal(options: HealOptions) -> HealResult:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_output(run, out, time.perf_counter() - t0, train_seconds)
-        shutil.rmtree(root, ignore_errors=True)  # the finished folder supersedes them
+        if not run.stopped_by_budget:
+            shutil.rmtree(root, ignore_errors=True)  # the finished folder supersedes them
     accelerator.wait_for_everyone()
     return HealResult(out=out, steps=run.step, tokens_seen=run.tokens_seen,
                       final_loss=run.loss_curve[-1]["loss"] if run.loss_curve else float("nan"),
                       loss_curve=run.loss_curve, eval_curve=run.eval_curve,
                       tokens_per_second=run.tokens_per_second, peak_memory_bytes=_peak_memory(run),
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0, budget_seconds=clock.used(),
+                      stopped_by_budget=run.stopped_by_budget)
 
 
 def _check_paths(options: HealOptions, out: Path, root: Path) -> None:
@@ -108,6 +112,12 @@ def _restore(run: Run, path: Path) -> None:
     run.stream.load_state_dict(state["data"])
     run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
     run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
+    if run.options.max_seconds is not None:
+        # a new budget: a fresh warm-up and decay over it, from the restored weights and moments
+        schedule = make_schedule(run.options, run.clock, run.step)
+        run.scheduler.lr_lambdas = [schedule] * len(run.optimizer.param_groups)
+        for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):
+            group["lr"] = base * schedule(run.step)
     log.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
 
 
@@ -154,6 +164,14 @@ def _optimizer_step(run: Run) -> dict[str, float]:
 def _evaluate(run: Run) -> None:
     if not run.eval_corpora:
         return
+    t0 = time.perf_counter()
+    try:
+        _score(run)
+    finally:
+        run.clock.exclude(time.perf_counter() - t0)  # measuring is not part of the budget
+
+
+def _score(run: Run) -> None:
     if run.accelerator.is_main_process:
         model = run.accelerator.unwrap_model(run.model)
         # A peft model's ``base_model`` is not the decoder body the meter expects; the model
@@ -174,28 +192,44 @@ def _evaluate(run: Run) -> None:
 
 def _train(run: Run, root: Path) -> float:
     """Run the remaining steps; returns the seconds spent in optimizer steps."""
-    o, acc = run.options, run.accelerator
+    o, acc, clock = run.options, run.accelerator, run.clock
     total = o.total_steps()
     if run.step == 0:
         _evaluate(run)
     bar = tqdm(total=total, initial=run.step, unit="step", disable=not (o.progress and acc.is_main_process))
     seconds, tokens_at_start, last_saved = 0.0, run.tokens_seen, None
+    clock.write_bytes = _write_bytes(run)
+    if o.max_seconds is not None:
+        report.preload()
+        if clock.reserve > 0.5 * o.max_seconds:
+            log.warning("--max-seconds %g leaves little time to train: writing the result takes ~%.0f s",
+                        o.max_seconds, clock.reserve)
+    clock.begin_training()
     try:
-        while run.step < total:
+        while total is None or run.step < total:
+            if not _agree(acc, clock.can_step()):
+                run.stopped_by_budget = True
+                break
             t0 = time.perf_counter()
             entry = _optimizer_step(run)
             seconds += time.perf_counter() - t0
+            clock.record_step(time.perf_counter() - t0)
             run.loss_curve.append(entry)
             tps = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
             bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=f"{tps:,.0f}")
             bar.update(1)
-            if o.eval_every and run.step % o.eval_every == 0 and run.step < total:
+            more = total is None or run.step < total
+            if o.eval_every and run.step % o.eval_every == 0 and more:
                 _evaluate(run)
-            if o.save_every and run.step % o.save_every == 0 and run.step < total:
-                payload = _payload(run)
-                if acc.is_main_process:
-                    last_saved = checkpoint.save(root, run.step, payload, o.keep_checkpoints)
-                acc.wait_for_everyone()
+            if o.save_every and run.step % o.save_every == 0 and more:
+                last_saved = _save(run, root)
+        if run.stopped_by_budget:
+            # the budget ran out first: keep the state, so that --resume can train on
+            planned = f" of {total}" if total is not None else ""
+            log.info("budget of %.0f s spent after %d%s steps (%.1f s used)", o.max_seconds, run.step, planned,
+                     clock.used())
+            if last_saved is None or not last_saved.name.endswith(f"{run.step:08d}"):
+                _save(run, root)
     except torch.OutOfMemoryError:
         kept = f"; checkpoint {last_saved} is intact, continue with --resume" if last_saved else ""
         per = o.batch_size // (acc.num_processes * o.grad_accum)
@@ -207,6 +241,31 @@ def _train(run: Run, root: Path) -> float:
     _evaluate(run)
     run.tokens_per_second = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
     return seconds
+
+
+def _save(run: Run, root: Path) -> Path | None:
+    payload = _payload(run)
+    saved = None
+    if run.accelerator.is_main_process:
+        saved = checkpoint.save(root, run.step, payload, run.options.keep_checkpoints)
+    run.accelerator.wait_for_everyone()
+    return saved
+
+
+def _write_bytes(run: Run) -> int:
+    """Bytes the end of a run writes: the model, plus a checkpoint of the trained weights and Adam's moments."""
+    model = run.accelerator.unwrap_model(run.model)
+    params = {id(p): p for p in model.parameters()}.values()
+    total = sum(p.numel() * p.element_size() for p in params)
+    return total + 3 * sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+
+
+def _agree(acc: Any, flag: bool) -> bool:
+    """True on every process only if true on all (processes must stop at the same step)."""
+    if acc.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=acc.device)
+    return bool(acc.reduce(value, "min").item() > 0.5)
 
 
 def _peak_memory(run: Run) -> int:
@@ -223,9 +282,11 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "steps": run.step, "tokens_seen": run.tokens_seen, "trainable_parameters": run.trainable,
         "processes": run.accelerator.num_processes, "device": str(run.accelerator.device),
         "precision": run.accelerator.mixed_precision, "seconds": round(seconds, 3),
-        "train_seconds": round(train_seconds, 3), "tokens_per_second": run.tokens_per_second,
+        "train_seconds": round(train_seconds, 3), "max_seconds": o.max_seconds,
+        "budget_seconds": round(run.clock.used(), 3), "stopped_by_budget": run.stopped_by_budget, "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
+    t0 = time.perf_counter()
     with atomic_dir(out, overwrite=o.overwrite) as tmp:
         model.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
@@ -234,4 +295,4 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
                 shutil.copy2(Path(o.model) / name, tmp / name)
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
-    log.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+    log.info("wrote %s (%d steps, %d tokens) in %.1f s", out, run.step, run.tokens_seen, time.perf_counter() - t0)
