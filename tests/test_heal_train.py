@@ -156,3 +156,23 @@ def test_steps_end_a_budgeted_run_first_when_they_are_fewer(heal_world, tmp_path
     result = heal(options(heal_world, tmp_path, steps=3, max_seconds=600.0))
     assert result.steps == 3 and not result.stopped_by_budget
     assert not (tmp_path / "out.checkpoints").exists()
+
+
+def test_fit_mode_fits_both_matrices_within_its_budget_and_resumes(heal_world, tmp_path):  # noqa: F811
+    budget = 12.0
+    result = heal(options(heal_world, tmp_path, mode="fit", steps=None, max_seconds=budget,
+                          eval=[str(heal_world["heldout"])], eval_max_bytes=3000))
+    assert result.stopped_by_budget and 0.9 * budget <= result.budget_seconds <= 1.1 * budget
+    record = json.loads((result.out / "heal.json").read_text())
+    fit = record["fit"]
+    assert fit["input"]["steps"] > 3 and fit["input"]["loss_last"] < fit["input"]["loss_first"]
+    assert fit["output"]["positions"] > 100 and fit["output"]["passes"] >= 1
+    assert result.steps > 3  # then the LM phase
+    before, after = weights(heal_world["student"]), weights(result.out)
+    assert "lm_head.weight" in after and "lm_head.weight" not in before  # untied: output rows of their own
+    assert not torch.equal(after["lm_head.weight"], after["model.embed_tokens.weight"])
+    bpb = [next(iter(e["bpb"].values())) for e in result.eval_curve]
+    assert bpb[-1] < bpb[0] - 0.1
+    resumed = heal(options(heal_world, tmp_path, mode="fit", steps=None, max_seconds=budget, resume=True,
+                           overwrite=True))
+    assert resumed.steps > result.steps and json.loads((resumed.out / "heal.json").read_text())["fit"] == fit

@@ -20,7 +20,7 @@ EPILOG = """examples:
 
 
 def register(subparsers: Any) -> None:
-    from tokengraft.heal.options import ALM_PARAMS, DEFAULT_STEPS, MODES, PRECISIONS, HealOptions
+    from tokengraft.heal.options import ALM_PARAMS, DEFAULT_STEPS, FIT_LOSSES, MODES, PRECISIONS, HealOptions
 
     d = {f.name: f.default for f in fields(HealOptions) if not callable(f.default_factory)}  # type: ignore[misc]
     p = subparsers.add_parser(
@@ -54,6 +54,22 @@ def register(subparsers: Any) -> None:
                    help="weight of the LM loss added to ALM (default: %(default)s)")
     p.add_argument("--alm-params", choices=ALM_PARAMS, default=d["alm_params"], help="what ALM trains (default: %(default)s)")
     p.add_argument("--only-new", action="store_true", help="train only the embedding rows the transplant did not copy")
+    fit = p.add_argument_group("fit mode (hidden-state matching, output-row fit, then LM training)")
+    fit.add_argument("--fit-input", type=float, metavar="SHARE", default=d["fit_input"],
+                     help="share of the training time matching hidden states (default: %(default)s)")
+    fit.add_argument("--fit-output", type=float, metavar="SHARE", default=d["fit_output"],
+                     help="share caching final states and fitting output rows (default: %(default)s)")
+    fit.add_argument("--fit-layer", type=int, metavar="K", default=d["fit_layer"],
+                     help="match hidden states after K layers (default: a third of them)")
+    fit.add_argument("--fit-loss", choices=FIT_LOSSES, default=d["fit_loss"],
+                     help="mse on states, or kl of the base model's predictions (default: %(default)s)")
+    fit.add_argument("--fit-lr", type=float, metavar="X", default=d["fit_lr"], help="hidden-state matching step size")
+    fit.add_argument("--fit-output-lr", type=float, metavar="X", default=d["fit_output_lr"],
+                     help="output-row fit step size")
+    fit.add_argument("--fit-anchor", type=float, metavar="X", default=d["fit_anchor"],
+                     help="pull of fitted output rows towards their training-free start")
+    fit.add_argument("--fit-seq-len", type=int, metavar="N", default=d["fit_seq_len"],
+                     help="student tokens per hidden-state matching row")
     p.add_argument("--lora-r", type=int, metavar="N", default=d["lora_r"])
     p.add_argument("--lora-alpha", type=int, metavar="N", default=d["lora_alpha"])
     p.add_argument("--eval", metavar="CORPUS", nargs="+", default=[], help="held-out text for bits per byte")

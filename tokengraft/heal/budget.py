@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 # Time kept back for writing the output folder and a checkpoint: WRITE_BASE seconds (the
 # tokenizer, the record, the plot) plus the bytes at WRITE_RATE bytes/s (SmolLM2-135M with
 # its embedding checkpoint: ~1 GB, ~6 s).
-WRITE_BASE, WRITE_RATE = 0.5, 200e6
+WRITE_BASE, WRITE_RATE = 1.0, 200e6
 # Steps are planned with a safety margin over the slowest of the recent step times.
 RECENT_STEPS = 5
 

@@ -12,13 +12,15 @@ from typing import Any
 
 from tokengraft.errors import TokengraftError
 
-MODES = ("embeddings", "alm", "full", "lora")
+MODES = ("embeddings", "fit", "alm", "full", "lora")
+FIT_LOSSES = ("mse", "kl")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
-DEFAULT_LR = {"embeddings": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
+DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
 DEFAULT_STEPS = 200  # without --steps, --tokens or --max-seconds
+DEFAULT_FIT_SECONDS = 540.0  # --mode fit without --max-seconds: nine minutes
 # The teacher's tokenizer is usually the less efficient one on the healing text (that is
 # why the model was transplanted), so an ALM row may hold more teacher than student tokens.
 TEACHER_LEN_FACTOR = 2
@@ -45,6 +47,14 @@ class HealOptions:
     alm_lm_weight: float = 0.0                   # weight of the ordinary LM loss added to the ALM loss
     alm_params: str = "embeddings"               # what ALM trains: embeddings | full | lora
     only_new: bool = False                       # train only embedding rows the transplant did not copy
+    fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
+    fit_output: float = 0.2                      # fit mode: share caching final states and fitting output rows
+    fit_layer: int | None = None                 # fit mode: layers the hidden states are matched after (None: 1/3)
+    fit_loss: str = "mse"                        # fit mode: mse (states) | kl (final states through the old head)
+    fit_lr: float = 3e-3                         # fit mode: Adam step size of the hidden-state matching
+    fit_output_lr: float = 3e-3                  # fit mode: Adam step size of the output-row fit
+    fit_anchor: float = 1e-3                     # fit mode: pull of fitted output rows towards their start
+    fit_seq_len: int = 128                       # fit mode: student tokens per hidden-state matching row
     lora_r: int = 16                             # LoRA rank (lora mode)
     lora_alpha: int = 32                         # LoRA scaling numerator
     eval: list[str] = field(default_factory=list)  # held-out corpus specs for bits per byte
@@ -70,7 +80,20 @@ class HealOptions:
     @property
     def trains(self) -> str:
         """Which parameters are trained: embeddings | full | lora."""
+        if self.mode == "fit":
+            return "embeddings"
         return self.alm_params if self.mode == "alm" else self.mode
+
+    @property
+    def budget(self) -> float | None:
+        """The wall-clock budget in seconds (fit mode has one by default), None for none."""
+        if self.max_seconds is None and self.mode == "fit" and self.steps is None and self.tokens is None:
+            return DEFAULT_FIT_SECONDS
+        return self.max_seconds
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.mode == "alm" or (self.mode == "fit" and self.fit_input > 0)
 
     @property
     def teacher_len(self) -> int:
@@ -93,7 +116,7 @@ class HealOptions:
             return max(1, math.ceil(self.tokens / (self.batch_size * self.seq_len)))
         if self.steps is not None:
             return self.steps
-        return None if self.max_seconds is not None else DEFAULT_STEPS
+        return None if self.budget is not None else DEFAULT_STEPS
 
     def validate(self, world_size: int = 1) -> None:
         """Raise a one-line TokengraftError for a bad combination of options."""
@@ -124,10 +147,29 @@ class HealOptions:
             bad("--lr and --tau must be positive")
         if self.only_new and self.trains != "embeddings":
             bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
-        if self.teacher is not None and self.mode != "alm":
-            bad("--teacher is only used by --mode alm; drop it or choose --mode alm")
+        if self.teacher is not None and self.mode not in ("alm", "fit"):
+            bad("--teacher is only used by --mode alm and fit; drop it or choose one of those")
+        if self.mode == "fit":
+            self._validate_fit(world_size, bad)
         if self.out_dir().resolve() == Path(self.model).resolve():
             bad(f"--out {self.out_dir()} is the input model folder; choose another --out")
+
+
+    def _validate_fit(self, world_size: int, bad: Any) -> None:
+        if world_size > 1:
+            bad("--mode fit runs in one process; launch it without accelerate's multi-process launcher")
+        if self.max_seconds is None and (self.steps is not None or self.tokens is not None):
+            bad("--mode fit shares a wall-clock budget between its phases; give --max-seconds "
+                "(--steps and --tokens only cap its last phase)")
+        if not (0 <= self.fit_input <= 1 and 0 <= self.fit_output <= 1 and self.fit_input + self.fit_output <= 1):
+            bad(f"--fit-input {self.fit_input} and --fit-output {self.fit_output} are shares of the budget: "
+                "each in [0, 1], together at most 1")
+        if self.fit_loss not in FIT_LOSSES:
+            bad(f"unknown --fit-loss {self.fit_loss!r}; choose one of {', '.join(FIT_LOSSES)}")
+        if self.fit_layer is not None and self.fit_layer < 1:
+            bad(f"--fit-layer must be at least 1, got {self.fit_layer}")
+        if min(self.fit_lr, self.fit_output_lr) <= 0 or self.fit_anchor < 0 or self.fit_seq_len < 8:
+            bad("--fit-lr and --fit-output-lr must be positive, --fit-anchor >= 0, --fit-seq-len >= 8")
 
 
 @dataclass

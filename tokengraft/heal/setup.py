@@ -61,7 +61,7 @@ def make_schedule(options: HealOptions, clock: Clock, first_step: int) -> Callab
     share of the training time spent (warm-up counted from ``first_step``, where this run's
     training starts: a run resumed under a budget warms up again and decays over its own budget)."""
     total = options.total_steps()
-    if options.max_seconds is None:
+    if options.budget is None:
         return lambda step: lr_factor(step, options.warmup, total)
 
     def factor(step: int) -> float:
@@ -92,6 +92,10 @@ class Run:
     tokens_seen: int = 0
     tokens_per_second: float = 0.0  # training throughput of this run (evaluation excluded)
     clock: Clock = field(default_factory=Clock)
+    teacher_tokenizer: Any = None
+    texts: list[str] = field(default_factory=list)  # the training documents
+    frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # --only-new: (input, output) rows kept
+    fit_record: dict[str, Any] = field(default_factory=dict)  # what the fit phases did (fit mode)
     stopped_by_budget: bool = False  # training ended because --max-seconds was spent
 
 
@@ -140,13 +144,17 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     """Load and wire everything; ``options`` must be validated already."""
     torch.manual_seed(options.seed)
     # Cheap checks first, so that a bad option fails before any model is loaded.
-    teacher_spec = (options.teacher or sources.default_teacher(options.model)) if options.mode == "alm" else None
+    teacher_spec = (options.teacher or sources.default_teacher(options.model)) if options.uses_teacher else None
     texts = [d.text for c in _texts(options.corpus, "training") for d in c.documents if d.text]
     eval_corpora = list(zip(options.eval, _texts(options.eval, "evaluation"))) if options.eval else []
     model, tokenizer = _load_student(options)
     frozen = None
     if options.only_new:
         frozen = sources.copied_rows(options.model, model.get_input_embeddings().weight.shape[0])
+    if options.mode == "fit":
+        from tokengraft.fit.rows import untie
+
+        untie(model)  # fitted output rows differ from the input rows
     model = modes.prepare(model, options.trains, frozen, options.lora_r, options.lora_alpha)
     model.train()
     trainable = sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
@@ -154,11 +162,13 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     total = options.total_steps()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule(options, clock, 0))
     start_student = compat.start_token_id(tokenizer)
-    teacher = None
+    teacher = teacher_tok = None
     if teacher_spec is not None:
         teacher, teacher_tok = _teacher(teacher_spec, accelerator.device)
         align = aligner(tokenizer, teacher_tok)
-        _check_alignable(texts, align)
+        if options.mode == "alm":  # fit mode aligns from its first second on: no separate check
+            _check_alignable(texts, align)
+    if options.mode == "alm":
         stream: PackedStream | AlignedStream = AlignedStream(
             texts, align, start_student, compat.start_token_id(teacher_tok), options.seq_len, options.teacher_len,
             options.seed)
@@ -166,8 +176,9 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
         stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
-        steps = f"{total} steps" if total is not None else f"{options.max_seconds:g} s"
+        steps = f"{total} steps" if total is not None else f"{options.budget:g} s"
         log.info("healing %s: mode %s, %d trainable parameters, %s, %d process(es) on %s",
                  options.model, options.mode, trainable, steps, accelerator.num_processes, accelerator.device)
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
-               teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock)
+               teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
+               teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen)

@@ -34,7 +34,9 @@ def heal(options: HealOptions) -> HealResult:
 
     >>> heal(HealOptions(model="out/fr", corpus=["libreoffice:fr:train"], steps=100))  # doctest: +SKIP
     """
-    clock = Clock(options.max_seconds)
+    clock = Clock(options.budget)
+    if options.budget is not None:
+        report.preload()  # seconds of imports, paid now rather than when the budget is nearly spent
     accelerator = make_accelerator(options)
     options.validate(accelerator.num_processes)
     out, root = options.out_dir(), options.checkpoint_dir()
@@ -42,6 +44,8 @@ def heal(options: HealOptions) -> HealResult:
     run = build_run(options, accelerator, clock)
     if options.resume:
         _restore(run, checkpoint.checkpoints(root)[-1])
+    elif options.mode == "fit":
+        _fit_phases(run)
     t0 = time.perf_counter()
     train_seconds = _train(run, root)
     accelerator.wait_for_everyone()
@@ -73,7 +77,8 @@ def _fingerprint(options: HealOptions) -> dict[str, Any]:
     # What must not change between a run and its resumption for the result to be the same.
     keep = ("model", "corpus", "mode", "teacher", "seq_len", "batch_size", "grad_accum", "lr", "warmup",
             "weight_decay", "max_grad_norm", "tau", "alm_lm_weight", "alm_params", "only_new", "lora_r",
-            "lora_alpha", "seed")
+            "lora_alpha", "seed", "fit_input", "fit_output", "fit_layer", "fit_loss", "fit_lr", "fit_output_lr",
+            "fit_anchor", "fit_seq_len")
     data = {k: getattr(options, k) for k in keep}
     data["total_steps"] = options.total_steps()
     return data
@@ -92,6 +97,7 @@ def _payload(run: Run) -> dict[str, Any]:
         "tokens_seen": run.tokens_seen,
         "loss_curve": run.loss_curve,
         "eval_curve": run.eval_curve,
+        "fit": run.fit_record,
         "fingerprint": _fingerprint(run.options),
     }
 
@@ -112,13 +118,35 @@ def _restore(run: Run, path: Path) -> None:
     run.stream.load_state_dict(state["data"])
     run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
     run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
-    if run.options.max_seconds is not None:
+    run.fit_record = dict(state.get("fit") or {})
+    if run.options.budget is not None:
         # a new budget: a fresh warm-up and decay over it, from the restored weights and moments
         schedule = make_schedule(run.options, run.clock, run.step)
         run.scheduler.lr_lambdas = [schedule] * len(run.optimizer.param_groups)
         for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):
             group["lr"] = base * schedule(run.step)
     log.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
+
+
+def _fit_phases(run: Run) -> None:
+    """Fit mode: input rows, then output rows, each for its share of the training time."""
+    from tokengraft.heal import fitting
+
+    o, clock = run.options, run.clock
+    model = run.accelerator.unwrap_model(run.model)
+    if run.step == 0:
+        _evaluate(run)  # the zero-shot point, before the rows move
+    left = max(0.0, clock.left())
+    if o.fit_input > 0 and run.teacher is not None:
+        frozen = run.frozen[0] if run.frozen is not None else None
+        run.fit_record["input"] = fitting.fit_inputs(model, run.tokenizer, run.teacher, run.teacher_tokenizer,
+                                                     run.texts, o, o.fit_input * left, frozen)
+    run.teacher = None  # the LM phase needs no teacher: free its memory
+    if o.fit_output > 0:
+        frozen = run.frozen[1] if run.frozen is not None else None
+        run.fit_record["output"] = fitting.fit_outputs(model, run.tokenizer, run.texts, o, o.fit_output * left,
+                                                       run.accelerator.device, frozen)
+    model.train()
 
 
 def _optimizer_step(run: Run) -> dict[str, float]:
@@ -194,16 +222,15 @@ def _train(run: Run, root: Path) -> float:
     """Run the remaining steps; returns the seconds spent in optimizer steps."""
     o, acc, clock = run.options, run.accelerator, run.clock
     total = o.total_steps()
-    if run.step == 0:
+    if run.step == 0 and not (o.mode == "fit" and run.eval_curve):
         _evaluate(run)
     bar = tqdm(total=total, initial=run.step, unit="step", disable=not (o.progress and acc.is_main_process))
     seconds, tokens_at_start, last_saved = 0.0, run.tokens_seen, None
     clock.write_bytes = _write_bytes(run)
-    if o.max_seconds is not None:
-        report.preload()
-        if clock.reserve > 0.5 * o.max_seconds:
-            log.warning("--max-seconds %g leaves little time to train: writing the result takes ~%.0f s",
-                        o.max_seconds, clock.reserve)
+    if o.budget is not None:
+        if clock.reserve > 0.5 * o.budget:
+            log.warning("a budget of %g s leaves little time to train: writing the result takes ~%.0f s",
+                        o.budget, clock.reserve)
     clock.begin_training()
     try:
         while total is None or run.step < total:
@@ -226,7 +253,7 @@ def _train(run: Run, root: Path) -> float:
         if run.stopped_by_budget:
             # the budget ran out first: keep the state, so that --resume can train on
             planned = f" of {total}" if total is not None else ""
-            log.info("budget of %.0f s spent after %d%s steps (%.1f s used)", o.max_seconds, run.step, planned,
+            log.info("budget of %.0f s spent after %d%s steps (%.1f s used)", o.budget, run.step, planned,
                      clock.used())
             if last_saved is None or not last_saved.name.endswith(f"{run.step:08d}"):
                 _save(run, root)
@@ -282,7 +309,7 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "steps": run.step, "tokens_seen": run.tokens_seen, "trainable_parameters": run.trainable,
         "processes": run.accelerator.num_processes, "device": str(run.accelerator.device),
         "precision": run.accelerator.mixed_precision, "seconds": round(seconds, 3),
-        "train_seconds": round(train_seconds, 3), "max_seconds": o.max_seconds,
+        "train_seconds": round(train_seconds, 3), "max_seconds": o.budget, "fit": run.fit_record,
         "budget_seconds": round(run.clock.used(), 3), "stopped_by_budget": run.stopped_by_budget, "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
