@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 # tokenizer, the record, the plot) plus the bytes at WRITE_RATE bytes/s (SmolLM2-135M with
 # its embedding checkpoint: ~1 GB, ~6 s).
 WRITE_BASE, WRITE_RATE = 1.0, 200e6
+
+
+def now() -> float:
+    """The clock's time source (a function, so that tests can replace it)."""
+    return time.perf_counter()
+
+
 # Steps are planned with a safety margin over the slowest of the recent step times.
 RECENT_STEPS = 5
 
@@ -25,14 +32,14 @@ class Clock:
     """Seconds spent by a run, without the excluded (evaluation) intervals."""
 
     budget: float | None = None                  # seconds; None: no wall-clock limit
-    start: float = field(default_factory=time.perf_counter)
+    start: float = field(default_factory=lambda: now())
     excluded: float = 0.0
     train_start: float | None = None             # used() when training began
     write_bytes: int = 0                         # bytes the end of the run writes (model, checkpoint)
     step_times: list[float] = field(default_factory=list)
 
     def used(self) -> float:
-        return time.perf_counter() - self.start - self.excluded
+        return now() - self.start - self.excluded
 
     def exclude(self, seconds: float) -> None:
         self.excluded += seconds
