@@ -43,6 +43,12 @@ class PairCounts:
     def num_steps(self) -> int:
         return len(self.merge_counts)
 
+    def head(self, steps: int) -> "PairCounts":
+        """The same counts along the first ``steps`` merges only."""
+        end = int(self.step_ptr[steps])
+        return PairCounts(self.initial_keys, self.initial_counts, self.step_ptr[:steps + 1], self.delta_keys[:end],
+                          self.delta_values[:end], self.merge_counts[:steps], self.base, self.n_bytes)
+
     def at_step(self, t: int) -> dict[int, int]:
         """Every pair with a non-zero count at step ``t`` (slow; for tests and inspection)."""
         counts = Counter(dict(zip(self.initial_keys.tolist(), self.initial_counts.tolist())))

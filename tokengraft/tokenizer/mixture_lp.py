@@ -40,6 +40,7 @@ class LPSolution:
     proportions: np.ndarray      # (n,) the mixture, sums to 1
     total_slack: float           # objective: sum of all slacks, occurrences per MB
     merge_slack: np.ndarray      # (T,) v_t
+    merge_mixed: np.ndarray      # (T,) the mixed count of each step's merge, mc_t @ alpha
     pair_slack: float            # sum of v_p
     merge_frequency: float       # sum over constrained steps of the mixed count of the merge
     rounds: int
@@ -146,7 +147,7 @@ def dyadic_cover(start: np.ndarray, stop: np.ndarray, size: int) -> tuple[np.nda
     """
     owner = np.arange(len(start))
     lo, hi = start + size, stop + size
-    owners, nodes = [], []
+    owners, nodes = [owner[:0]], [lo[:0]]
     while True:
         live = lo < hi
         if not live.any():
@@ -213,21 +214,29 @@ class _LP:
                            np.arange(0, k * width, width, dtype=np.int32), cols.astype(np.int32).ravel(),
                            coef.astype(np.float64).ravel())
 
-    def add_segments(self, pids: np.ndarray, start: np.ndarray, stop: np.ndarray, values: np.ndarray) -> None:
-        """Rows ``values[j] @ alpha - v_{pids[j]} - u_k <= 0`` for the nodes k covering each range."""
+    def add_rows(self, pids: np.ndarray, nodes: np.ndarray, values: np.ndarray) -> None:
+        """Rows ``values[j] @ alpha - v_{pids[j]} - u_{nodes[j]} <= 0``."""
         new = [p for p in dict.fromkeys(pids.tolist()) if p not in self.pair_col]
         if new:
             first = self.n + self.T + 2 * self.size + len(self.pair_col)
             self.pair_col.update({p: first + j for j, p in enumerate(new)})
             self.h.addVars(len(new), np.zeros(len(new)), np.full(len(new), self.inf))
             self.h.changeColsCost(len(new), np.arange(first, first + len(new), dtype=np.int32), np.ones(len(new)))
-        owner, node = dyadic_cover(start, stop, self.size)
-        pcol = np.asarray([self.pair_col[p] for p in pids.tolist()], dtype=np.int64)[owner]
-        n = self.n
-        coef = np.concatenate([values[owner], -np.ones((len(owner), 2))], axis=1)
-        cols = np.concatenate([np.tile(np.arange(n), (len(owner), 1)), pcol[:, None], (self.u0 + node)[:, None]], 1)
+        pcol = np.asarray([self.pair_col[p] for p in pids.tolist()], dtype=np.int64)
+        coef = np.concatenate([values, -np.ones((len(pids), 2))], axis=1)
+        cols = np.concatenate([np.tile(np.arange(self.n), (len(pids), 1)), pcol[:, None], (self.u0 + nodes)[:, None]], 1)
         self._rows(coef, cols, -self.inf, 0.0)
-        self.segment_rows += len(owner)
+        self.segment_rows += len(pids)
+
+    def node_minimum(self, theta: np.ndarray) -> np.ndarray:
+        """(2 * size,) the minimum of ``theta`` over the steps of every tree node."""
+        out = np.full(2 * self.size, np.inf)
+        out[self.size:self.size + self.T] = theta
+        lo = self.size
+        while lo > 1:
+            hi, lo = lo, lo // 2
+            out[lo:hi] = np.minimum(out[2 * lo:2 * hi:2], out[2 * lo + 1:2 * hi:2])
+        return out
 
     def solve(self) -> tuple[np.ndarray, np.ndarray, dict[int, float], float]:
         """(alpha, v_t, {pid: v_p}, objective)."""
@@ -241,19 +250,21 @@ class _LP:
         return alpha / alpha.sum(), x[self.n:self.n + self.T], pairs, float(self.h.getInfo().objective_function_value)
 
 
-def solve_mixture(counts: list[PairCounts], merge_keys: np.ndarray, *, tolerance: float = 1e-6,
+def solve_mixture(counts: list[PairCounts], merge_keys: np.ndarray, *, min_count: int = 1, tolerance: float = 1e-6,
                   max_add: int = 1000, max_rounds: int = 200) -> LPSolution:
     """Solve the mixture LP for ``counts`` (one :class:`PairCounts` per category, same
     merges) and ``merge_keys`` (T,) the pair key of each merge.
 
-    Each round adds the (at most ``max_add``) most violated segments; a segment once added
+    Only steps whose merge occurs at least ``min_count`` times in some sample are
+    constrained (a merge seen once or twice is noise, not evidence). Each round adds the
+    (at most ``max_add``) most violated segments; a segment once added
     is satisfied for good, so the rounds end when no segment is violated by more than
     ``tolerance`` (occurrences per MB).
     """
     n, T = len(counts), len(merge_keys)
     seg, _ = build_segments(counts, merge_keys)
     mc = np.stack([c.merge_counts * (PER_MB / c.n_bytes) for c in counts], axis=1)  # (T, n)
-    active = mc.sum(axis=1) > 0
+    active = np.stack([c.merge_counts for c in counts], axis=1).max(axis=1) >= max(1, min_count)
     # a segment above no threshold whatever the mixture can never be violated: drop it
     floor = np.where(active, mc.min(axis=1), np.inf)
     if len(seg.pid):
@@ -263,7 +274,9 @@ def solve_mixture(counts: list[PairCounts], merge_keys: np.ndarray, *, tolerance
     log.debug("mixture LP: %d steps (%d active), %d segments that may bind", T, int(active.sum()), len(seg.pid))
     alpha, v_step, v_pair = np.full(n, 1.0 / n), np.zeros(T), {}
     lp = _LP(mc, active)
-    added = np.zeros(len(seg.pid), dtype=bool)
+    # every segment's range as tree nodes; a (segment, node) row enters once it is violated
+    owner, node = dyadic_cover(seg.start, seg.stop, lp.size)
+    added = np.zeros(len(owner), dtype=bool)
     objective, rounds, converged = 0.0, 0, False
     n_pairs = int(seg.pid.max()) + 1 if len(seg.pid) else 1
     while rounds < max_rounds:
@@ -271,23 +284,23 @@ def solve_mixture(counts: list[PairCounts], merge_keys: np.ndarray, *, tolerance
         pslack = np.zeros(n_pairs)
         if v_pair:
             pslack[np.fromiter(v_pair.keys(), dtype=np.int64)] = np.fromiter(v_pair.values(), dtype=np.float64)
-        worst = range_argmin(theta, seg.start, seg.stop) if len(seg.pid) else np.zeros(0, dtype=np.int64)
-        excess = seg.values @ alpha - pslack[seg.pid] - theta[worst]
+        value = seg.values @ alpha - pslack[seg.pid]
+        excess = value[owner] - lp.node_minimum(theta)[node]
         hit = np.flatnonzero((excess > 0) & ~added)
         if len(hit) == 0:
             converged = True
             break
         hit = hit[np.argsort(-excess[hit], kind="stable")[:max_add]]
         added[hit] = True
-        lp.add_segments(seg.pid[hit], seg.start[hit], seg.stop[hit], seg.values[hit])
+        lp.add_rows(seg.pid[owner[hit]], node[hit], seg.values[owner[hit]])
         rounds += 1
         alpha, v_step, v_pair, objective = lp.solve()
-        log.debug("round %d: +%d segments (%d rows), slack %.4g, alpha %s", rounds, len(hit), lp.segment_rows,
+        log.debug("round %d: +%d rows (%d), slack %.4g, alpha %s", rounds, len(hit), lp.segment_rows,
                   objective, np.round(alpha, 4).tolist())
     if not converged:
         log.warning("the mixture LP stopped after %d rounds with violated constraints left; "
                     "the proportions are approximate", max_rounds)
     return LPSolution(
-        proportions=alpha, total_slack=objective, merge_slack=v_step, pair_slack=float(sum(v_pair.values())),
-        merge_frequency=float((mc @ alpha)[active].sum()), rounds=rounds, constraints=int(added.sum()),
+        proportions=alpha, total_slack=objective, merge_slack=v_step, merge_mixed=mc @ alpha, pair_slack=float(sum(v_pair.values())),
+        merge_frequency=float((mc @ alpha)[active].sum()), rounds=rounds, constraints=lp.segment_rows,
         active_steps=int(active.sum()), converged=converged)
