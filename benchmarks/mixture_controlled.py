@@ -64,7 +64,7 @@ def run_trial(trial: int, args, train_texts, sample_texts) -> dict:
         keys = np.asarray([a * counts[0].base + b for a, b in ml.merges[:top]], dtype=np.int64)
         for m in args.merges:
             t1 = time.perf_counter()
-            sol = solve_mixture([c.head(m) for c in counts], keys[:m])
+            sol = solve_mixture([c.head(m) for c in counts], keys[:m], min_count=args.min_count)
             est = sol.proportions
             run = {"sample_bytes": size, "merges": m, "estimate": dict(zip(names, est.tolist())),
                    "mae": float(np.abs(est - truth).mean()), "slack_share": sol.total_slack / sol.merge_frequency,
@@ -72,10 +72,14 @@ def run_trial(trial: int, args, train_texts, sample_texts) -> dict:
             if m == top and args.drop:
                 drop = int(np.argmax(truth))
                 keep = [i for i in range(len(names)) if i != drop]
-                part = solve_mixture([counts[i].head(m) for i in keep], keys[:m])
+                part = solve_mixture([counts[i].head(m) for i in keep], keys[:m], min_count=args.min_count)
                 run["dropped"] = names[drop]
                 run["slack_share_dropped"] = part.total_slack / part.merge_frequency
                 run["early_dropped"] = early_shares(part)
+            if m == top and size == max(args.sample_bytes):
+                for mc in args.min_count_sweep:
+                    other = solve_mixture([c.head(m) for c in counts], keys[:m], min_count=mc).proportions
+                    run[f"mae_min_count_{mc}"] = float(np.abs(other - truth).mean())
             record["runs"].append(run)
             print(f"trial {trial} bytes {size} merges {m}: MAE {run['mae']:.4f} slack {run['slack_share']:.3f}"
                   + (f" (without {run['dropped']}: {run['slack_share_dropped']:.3f})" if "dropped" in run else "")
@@ -94,6 +98,9 @@ def summarise(records: list[dict], merges: list[int], sizes: list[int]) -> str:
             vals = [r["mae"] for rec in records for r in rec["runs"] if r["merges"] == m and r["sample_bytes"] == s]
             cells.append(f"{np.mean(vals):12.4f}" if vals else f"{'-':>12}")
         lines.append(f"{m:>8,}" + "".join(cells))
+    for key in sorted({k for rec in records for r in rec["runs"] for k in r if k.startswith("mae_min_count_")}):
+        vals = [r[key] for rec in records for r in rec["runs"] if key in r]
+        lines.append(f"{key}: {np.mean(vals):.4f} (largest setting)")
     full = [r["slack_share"] for rec in records for r in rec["runs"] if "slack_share_dropped" in r]
     drop = [r["slack_share_dropped"] for rec in records for r in rec["runs"] if "slack_share_dropped" in r]
     if full:
@@ -112,12 +119,17 @@ def main() -> None:
     parser.add_argument("--sample-bytes", type=ints, default=[30000, 100000, 400000])
     parser.add_argument("--split", choices=["heldout", "dev"], default="heldout",
                         help="where samples come from (dev: tokenizers train on :fit)")
+    parser.add_argument("--min-count", type=int, default=None, help="default: MixtureOptions'")
+    parser.add_argument("--min-count-sweep", type=ints, default=[], help="also these, at the largest setting")
     parser.add_argument("--no-drop", dest="drop", action="store_false", help="skip the missing-category runs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     from tokengraft.assets import load_corpus
+    from tokengraft.tokenizer.mixture import MixtureOptions
 
+    if args.min_count is None:
+        args.min_count = MixtureOptions().min_count
     train_split = "train" if args.split == "heldout" else "fit"
     train_texts = {n: load_corpus(f"{spec}:{train_split}").texts() for n, spec in CATEGORIES.items()}
     sample_texts = {n: load_corpus(f"{spec}:{args.split}").texts() for n, spec in CATEGORIES.items()}

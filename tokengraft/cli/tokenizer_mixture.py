@@ -33,6 +33,8 @@ def add_parser(sub: Any) -> None:
                    help="apply the first N merges without constraining them (default: %(default)s)")
     m.add_argument("--sample-bytes", type=int, default=d["sample_bytes"], metavar="N",
                    help="UTF-8 bytes sampled per category (default: %(default)s)")
+    m.add_argument("--min-count", type=int, default=d["min_count"], metavar="N",
+                   help="constrain only merges seen N+ times in some sample (default: %(default)s)")
     m.add_argument("--seed", type=int, default=d["seed"], metavar="N", help="sample seed (default: %(default)s)")
     m.add_argument("--json", metavar="OUT", help="write {category: proportion} as JSON")
     m.add_argument("--plot", metavar="OUT.png", help="write a bar plot")
@@ -60,7 +62,8 @@ def run_mixture(args: argparse.Namespace) -> int:
     from tokengraft.tokenizer.mixture_report import format_mixture, plot_mixture, write_mixture_json
     from tokengraft.tokenizer.train import read_tokenizer
 
-    options = MixtureOptions(merges=args.merges, skip=args.skip, sample_bytes=args.sample_bytes, seed=args.seed,
+    options = MixtureOptions(merges=args.merges, skip=args.skip, sample_bytes=args.sample_bytes, min_count=args.min_count,
+                             seed=args.seed,
                              show_progress=not args.no_progress)
     check_options(options)
     specs = parse_categories(args.category)

@@ -44,11 +44,14 @@ class MixtureOptions:
     ``skip``: merges applied first without constraints (``llama3`` with ``skip=100000``
     looks only at the merges Llama 3 added to cl100k's). ``sample_bytes``: UTF-8 bytes
     sampled per category, seeded documents (``seed``), the last one cut to fit; None: all.
+    ``min_count``: a merge whose pair occurs fewer times than this in every sample is not
+    constrained (a count of 1 or 2 says more about the sample than the mixture).
     """
 
     merges: int | None = 30000
     skip: int = 0
     sample_bytes: int | None = 1_000_000
+    min_count: int = 5
     seed: int = 0
     show_progress: bool = True
 
@@ -74,6 +77,8 @@ class MixtureResult:
 def check_options(options: MixtureOptions) -> None:
     if options.merges is not None and options.merges < 1:
         raise TokengraftError(f"merges must be at least 1, got {options.merges}; leave it unset for all")
+    if options.min_count < 1:
+        raise TokengraftError(f"min count must be at least 1, got {options.min_count}")
     if options.skip < 0:
         raise TokengraftError(f"skip must be 0 or more, got {options.skip}")
     if options.sample_bytes is not None and options.sample_bytes < 1:
@@ -147,7 +152,7 @@ def infer_mixture(tokenizer: Any, categories: Mapping[str, Sequence[str]], optio
     counted = time.perf_counter()
     keys = np.asarray([a * counts[0].base + b for a, b in merges.merges[options.skip:options.skip + steps]],
                       dtype=np.int64)
-    solution = solve_mixture(counts, keys)
+    solution = solve_mixture(counts, keys, min_count=options.min_count)
     solved = time.perf_counter()
     result = _result(name, list(categories), counts, solution, steps)
     result.seconds = {"count": round(counted - start, 2), "solve": round(solved - counted, 2)}
