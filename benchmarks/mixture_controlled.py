@@ -30,11 +30,9 @@ def ints(text: str) -> list[int]:
 
 def early_shares(sol) -> dict[str, float]:
     """Slack of the first K merges over their frequency: where counts are large, noise is small."""
-    out = {}
-    for k in (300, 1000, 3000):
-        mixed = sol.merge_mixed[:k].sum()
-        out[str(k)] = float(sol.merge_slack[:k].sum() / mixed) if mixed > 0 else 0.0
-    return out
+    from tokengraft.tokenizer.mixture import early_slack
+
+    return {str(k): early_slack(sol, k) for k in (300, 1000, 3000)}
 
 
 def run_trial(trial: int, args, train_texts, sample_texts) -> dict:
@@ -106,6 +104,11 @@ def summarise(records: list[dict], merges: list[int], sizes: list[int]) -> str:
     if full:
         lines.append(f"slack share, all categories: min {min(full):.3f} median {np.median(full):.3f} max {max(full):.3f}; "
                      f"largest category left out: min {min(drop):.3f} median {np.median(drop):.3f} max {max(drop):.3f}")
+        for k in ("300", "1000"):
+            full = [r["early"][k] for rec in records for r in rec["runs"] if "early_dropped" in r]
+            drop = [r["early_dropped"][k] for rec in records for r in rec["runs"] if "early_dropped" in r]
+            lines.append(f"early slack (first {k} merges), all categories: max {max(full):.3f}; "
+                         f"largest left out: min {min(drop):.3f}")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ def format_mixture(result: MixtureResult) -> str:
         lines.append(f"{name:<{width}}  {100 * share:6.2f}%  {result.sample_bytes[name]:>12,}")
     lines.append(f"\n{result.tokenizer}: {result.merges:,} merges constrained ({result.active_merges:,} seen in the "
                  f"samples); slack {result.total_slack:,.0f} per MB = {result.slack_share:.3f} of the merges' "
-                 f"frequency; {result.constraints:,} constraints, {result.rounds} rounds; "
+                 f"frequency ({result.early_slack:.3f} for the first merges); {result.constraints:,} rows, {result.rounds} rounds; "
                  f"{result.seconds.get('count', 0):.0f}s counting, {result.seconds.get('solve', 0):.0f}s solving")
     if result.warning:
         lines.append(f"warning: {result.warning}")
