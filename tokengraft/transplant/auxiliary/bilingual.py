@@ -116,6 +116,28 @@ def find_dictionary(source: str, target: str) -> tuple[Path, Path] | None:
     return (index, data) if index.exists() and data.exists() else None
 
 
+def load_dictionary(source: str, target: str | None) -> list[tuple[str, str]]:
+    """FreeDict's (source word, target word) pairs for WECHSEL; a clear error when there are none.
+
+    WECHSEL aligns its two spaces on a bilingual dictionary (plus identical strings), so a
+    language without one, or a dictionary without a single-word pair, is an error rather than a
+    silently weaker alignment.
+    """
+    if not target:
+        raise TokengraftError("wechsel needs the target language to pick a bilingual dictionary: use a"
+                              " libreoffice:<lang> corpus (e.g. --corpus libreoffice:de:train)")
+    found = find_dictionary(source, target)
+    if found is None:
+        src, tgt = FREEDICT_CODES.get(source, source), FREEDICT_CODES.get(target, target)
+        raise TokengraftError(f"no bilingual dictionary {source}->{target}: install Debian's dict-freedict-{src}-{tgt}"
+                              " (scripts/setup.sh unpacks eng-deu and eng-fra into the cache)")
+    pairs = read_dictd(*found)
+    if not pairs:
+        raise TokengraftError(f"bilingual dictionary {found[0].name} has no single-word entries; WECHSEL cannot"
+                              " align with it")
+    return pairs
+
+
 def procrustes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(a, a) orthogonal W minimising ||x W - y||_F for paired rows x, y (n, a).
 
