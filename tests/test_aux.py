@@ -124,7 +124,7 @@ def test_wechsel_provider_aligns_identical_tokens(tiny_tokenizer, tmp_path):
     byte_list = [tiny_tokenizer.id_to_token(i).encode() for i in range(vocab)]
     request = AuxRequest(old_bytes=byte_list, new_bytes=byte_list, old_tokenizer=tiny_tokenizer,
                          new_tokenizer=tiny_tokenizer, target_texts=grammar_texts(), source_texts=grammar_texts(),
-                         static=SMALL, cache=str(tmp_path), bilingual=BilingualOptions(seed_pairs="identical"))
+                         static=SMALL, cache=str(tmp_path), bilingual=BilingualOptions(space="tokens", seed_pairs="identical"))
     aux = provide_aux("wechsel", request)
     assert aux.old.shape == aux.new.shape == (vocab, 8)
     ok = has_vector(aux.new)

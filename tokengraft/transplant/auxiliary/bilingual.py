@@ -47,6 +47,7 @@ _SENSE = re.compile(r"^\s*\d+\.\s*")
 
 @dataclass
 class BilingualOptions:
+    space: str = "words"        # "words": the paper's word vectors (wordvectors.py) | "tokens": static token vectors
     seed_pairs: str = "auto"    # "dictionary" | "identical" | "both" | "auto" (both if a dictionary exists)
     refine_iterations: int = 2  # re-solve Procrustes on mutual nearest neighbours this many times
     refine_top: int = 20000     # candidate tokens per side for refinement (lowest ids first)

@@ -121,6 +121,12 @@ def wechsel_aux(request: AuxRequest) -> AuxVectors:
     if request.bilingual.seed_pairs != "identical":
         dictionary = load_dictionary(request.source_language, request.target_language)
         log.info("wechsel: %d word pairs (%s -> %s)", len(dictionary), request.source_language, request.target_language)
+    if request.bilingual.space == "words":  # the paper's space: aligned word vectors -> token vectors
+        from tokengraft.transplant.auxiliary.wordvectors import cached_word_space
+
+        old, new, facts = cached_word_space(request.old_bytes, request.new_bytes, source, target, dictionary or [],
+                                            request.cache)
+        return AuxVectors(new=new, old=old, extras={"dictionary_pairs": len(dictionary or []), **facts})
     old_tokenizer = _need(request.old_tokenizer, "wechsel", "the old tokenizer")
     new_tokenizer = _need(request.new_tokenizer, "wechsel", "the new tokenizer")
     old_vectors = static_token_embeddings(old_tokenizer, source, request.static, len(request.old_bytes), request.cache)
