@@ -121,9 +121,9 @@ def _screened_pick(residual: torch.Tensor, dictionary: Dictionary, chosen: torch
     last candidate's value plus that slack. A target whose exact best does not clear that bound is
     re-scored on all atoms in float32; the result is the plain pursuit's pick either way.
     """
+    # chosen atoms are not masked here: the residual is orthogonal to them, so they score ~0 and
+    # reach the candidates only when every atom does (then the check below fails and re-scans)
     scores = torch.mm(residual.to(torch.bfloat16), dictionary.low().T).abs_()
-    if chosen.shape[1]:
-        scores.scatter_(1, chosen, -1.0)
     top, candidates = scores.topk(min(CHECK, dictionary.size), dim=1)
     exact = torch.bmm(dictionary.atoms[candidates], residual.unsqueeze(2)).squeeze(2).abs_()
     if chosen.shape[1]:
