@@ -1,7 +1,8 @@
-"""WECHSEL's auxiliary space: source- and target-language token vectors rotated into one space.
+"""WECHSEL's auxiliary space from static TOKEN vectors (``BilingualOptions(space="tokens")``), and
+the bilingual dictionary both spaces use.
 
-The reference aligns pretrained fastText word vectors of both languages (MUSE-style, with a
-bilingual dictionary). None are available offline, so we build the vectors from the data:
+The default space is the paper's: aligned static WORD vectors (:mod:`.wordvectors`). This module's
+alternative skips words and aligns token vectors directly:
 
 1. static token embeddings (:mod:`.static`) of source-language text tokenized with the OLD
    tokenizer, and of target-language text tokenized with the NEW tokenizer; working on tokens

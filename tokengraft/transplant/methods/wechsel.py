@@ -12,13 +12,13 @@ without a vector get FVT's estimate, the mean of their old pieces' rows (source 
 in FOCUS; the reference initialises them randomly, which ``paper=True`` (or ``fallback="normal"``)
 restores. Rows are computed on the CPU.
 
-Measured (SmolLM2-135M -> the 24k French BPE of ``libreoffice:fr:train``, English side
-``libreoffice:en:train``, identical-string seeds; bits per byte on 15 KB of
-``libreoffice:fr:heldout``; original 1.254, FVT 1.832): 3.53 with the default normal fallback,
-2.09 with ``fallback="mean"``, 1.97 with mean and static ``min_count=3``; adding FreeDict's
-small eng-fra dictionary (12.8k pairs) to the seeds did not help (2.09). Static vectors from
-5 MB per language align weakly (precision@1 of dictionary translations 0.11-0.17, see
-:mod:`tokengraft.transplant.auxiliary.bilingual`), which is where this method loses.
+The provider's default space is the paper's: fastText word vectors of both languages aligned
+on the FreeDict dictionary plus identical words, token vectors from the word models
+(:mod:`tokengraft.transplant.auxiliary.wordvectors`). Earlier measurements with static TOKEN
+vectors instead (``space="tokens"``; 24k French BPE, 15 KB of ``libreoffice:fr:heldout``, original
+1.254, FVT 1.832): 3.53 with the normal fallback, 2.09 with the mean row, the dictionary did not
+help; those token spaces aligned weakly (precision@1 of dictionary translations 0.11-0.17). The
+README has the current table.
 """
 from __future__ import annotations
 
