@@ -130,13 +130,19 @@ def _restore(run: Run, path: Path) -> None:
 
 def _fit_phases(run: Run) -> None:
     """Fit mode: input rows, then output rows, each for its share of the training time."""
-    from tokengraft.heal import fitting
-
-    o, clock = run.options, run.clock
     model = run.accelerator.unwrap_model(run.model)
     if run.step == 0:
         _evaluate(run)  # the zero-shot point, before the rows move
-    left = max(0.0, clock.left())
+    left = max(0.0, run.clock.left())
+    with run.accelerator.autocast():  # bf16 under --precision bf16, as the LM phase
+        _run_fit_phases(run, model, left)
+    model.train()
+
+
+def _run_fit_phases(run: Run, model: Any, left: float) -> None:
+    from tokengraft.heal import fitting
+
+    o = run.options
     if o.fit_input > 0 and run.teacher is not None:
         frozen = run.frozen[0] if run.frozen is not None else None
         run.fit_record["input"] = fitting.fit_inputs(model, run.tokenizer, run.teacher, run.teacher_tokenizer,
@@ -146,7 +152,6 @@ def _fit_phases(run: Run) -> None:
         frozen = run.frozen[1] if run.frozen is not None else None
         run.fit_record["output"] = fitting.fit_outputs(model, run.tokenizer, run.texts, o, o.fit_output * left,
                                                        run.accelerator.device, frozen)
-    model.train()
 
 
 def _optimizer_step(run: Run) -> dict[str, float]:
