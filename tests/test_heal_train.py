@@ -128,7 +128,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(heal_world, tmp_path, mo
 
 
 def test_max_seconds_stops_within_the_budget_and_resume_continues(heal_world, tmp_path):  # noqa: F811
-    budget = 6.0
+    budget = 12.0  # the write reserve (~1 s) is a guess: 10% of the budget absorbs a loaded machine
     first = heal(options(heal_world, tmp_path, steps=None, max_seconds=budget, lr=5e-3))
     assert first.stopped_by_budget and first.steps > 5
     assert 0.9 * budget <= first.budget_seconds <= 1.1 * budget, first.budget_seconds
