@@ -55,7 +55,7 @@ def check_options(texts: Sequence[str], options: TrainOptions, conv: Conventions
     """Refuse impossible requests before spending minutes on them."""
     options.validate()
     if not any(t.strip() for t in texts):
-        raise TokengraftError("the training corpus has no text (it is empty or only whitespace); check the --corpus specs")
+        raise TokengraftError("the training corpus is empty or only whitespace (no text); check the --corpus specs")
     floor = reserved_size(conv)
     if options.vocab_size < floor:
         raise TokengraftError(f"vocab size {options.vocab_size} is smaller than the 256-byte alphabet plus "
