@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -29,6 +30,8 @@ import torch
 
 from tokengraft.assets.cache import atomic_dir, cache_dir
 from tokengraft.assets.gguf import GGUF_MAGIC, convert_gguf, inspect_gguf
+from tokengraft.assets.weights import (WEIGHT_SUFFIXES, check_device, check_weight_files,
+                                       damaged_weights_error, unsafe_pickle_error, weights_file_error)
 from tokengraft.errors import TokengraftError, missing_package
 
 if TYPE_CHECKING:
@@ -79,14 +82,21 @@ def model_folder(spec: str | os.PathLike[str]) -> Path:
 
 def load_model(spec: str | os.PathLike[str], *, dtype: torch.dtype | str = torch.float32, device: str | torch.device = "cpu",
                trust_remote_code: bool = False, kind: str = "causal") -> PreTrainedModel:
-    """A ``transformers`` model in eval mode: causal LM, or the bare encoder with ``kind="encoder"``."""
+    """A ``transformers`` model in eval mode: causal LM, or the bare encoder with ``kind="encoder"``.
+
+    Weights load safely or not at all: a truncated safetensors file or a pickle that holds
+    more than tensors is a one-line :class:`TokengraftError`, never a partial model.
+    """
     if kind not in KINDS:
         raise TokengraftError(f"unknown model kind {kind!r}; use one of: {', '.join(KINDS)}")
+    target = check_device(device)
     name = os.fspath(spec)
     what, value = _classify(name)
     if what == "builtin" and kind == "causal" and BUILTIN_MODELS[value].kind == "encoder":
         raise TokengraftError(f"model {value} is an encoder, not a causal LM; load it with kind='encoder'")
     source = value if what == "hub" else str(model_folder(name))
+    if what != "hub":
+        check_weight_files(Path(source))
     from transformers import AutoModel, AutoModelForCausalLM
 
     auto = AutoModelForCausalLM if kind == "causal" else AutoModel
@@ -99,7 +109,14 @@ def load_model(spec: str | os.PathLike[str], *, dtype: torch.dtype | str = torch
         raise TokengraftError(f"could not read model {name!r} from {source} ({_first_line(err)}); check the folder's files") from None
     except ValueError as err:
         raise _load_error(name, source, kind, err) from None
-    return model.to(device).eval()
+    except pickle.UnpicklingError:
+        raise unsafe_pickle_error(name, source) from None
+    except Exception as err:  # safetensors' and torch's own errors for damaged files
+        damaged = damaged_weights_error(name, source, err)
+        if damaged is None:
+            raise
+        raise damaged from None
+    return model.to(target).eval()
 
 
 def _classify(spec: str) -> tuple[str, str]:
@@ -115,6 +132,8 @@ def _classify(spec: str) -> tuple[str, str]:
                 return "gguf", str(path)
         if path.suffix.lower() == ".gguf":
             inspect_gguf(path)  # raises the "not a GGUF" error
+        if path.suffix.lower() in WEIGHT_SUFFIXES:
+            raise weights_file_error(path)
         raise TokengraftError(f"{spec} is a file but not a GGUF model; give a .gguf file or the HF folder that holds config.json")
     if path.suffix.lower() == ".gguf" or spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec:
         raise TokengraftError(f"model file or folder {spec} does not exist; check the path")

@@ -83,6 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
         vocab_size=args.vocab_size, kind=args.kind, base=args.base, transition=args.transition,
         max_words=args.max_words, min_frequency=args.min_frequency, max_bytes=args.max_bytes, seed=args.seed,
         keep_unused_specials=args.keep_unused_specials, show_progress=not args.no_progress)
+    options.validate()  # before the corpora load
     corpora = load_corpora(args.corpus)
     texts = [t for c in corpora for t in c.texts()]
     out = train_to_folder(texts, options, args.out, args.overwrite, corpus_names=args.corpus)
@@ -104,10 +105,14 @@ def parse_tokenizer_args(items: list[str]) -> dict[str, str]:
 
 def run_compare(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora
+    from tokengraft.assets.outputs import check_output_file
     from tokengraft.tokenizer.compare import compare_tokenizers
     from tokengraft.tokenizer.report import format_table, plot_report, write_json
     from tokengraft.tokenizer.train import read_tokenizer
 
+    for path, flag, example in ((args.json, "--json", "compare.json"), (args.plot, "--plot", "compare.png")):
+        if path:
+            check_output_file(path, flag=flag, example=example)  # before the measuring whose results it would lose
     specs = parse_tokenizer_args(args.tokenizer)
     tokenizers = {label: read_tokenizer(spec, "tokenizer") for label, spec in specs.items()}
     corpora = load_corpora(args.corpus)

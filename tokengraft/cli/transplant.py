@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
                    help="dtype of the saved weights (default: the model's)")
     p.add_argument("--kind", choices=["causal", "encoder"], default=defaults["kind"],
                    help="causal LM (input and output embeddings) or encoder (input only)")
+    p.add_argument("--allow-id-gaps", action="store_true",
+                   help="accept a new tokenizer with unused ids below its largest (they get fallback rows)")
     p.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
     p.set_defaults(func=run)
 
@@ -84,6 +86,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         corpus=args.corpus, out=args.out, device=args.device, seed=args.seed,
         pad_to_multiple_of=args.pad_to_multiple_of, overwrite=args.overwrite,
         method_options=parse_method_options(args.method_options), dtype=args.dtype, kind=args.kind,
+        allow_id_gaps=args.allow_id_gaps,
     )
 
 

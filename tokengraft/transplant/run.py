@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokengraft.errors import TokengraftError
 from tokengraft.transplant.core import get_method, transplant_model
 from tokengraft.transplant.diagnostics import Diagnostics, format_table
 from tokengraft.transplant.inputs import Inputs, check_needs, corpus_language, donor_matrices
 from tokengraft.transplant.methods.base import Method
 from tokengraft.transplant.options import TransplantOptions
+from tokengraft.vocab.ids import check_id_space
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,19 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     >>> # transplant(TransplantOptions("smollm2-135m", "out/tok-fr-bpe32k", out="out/smollm2-fr"))
     """
     from tokengraft.assets import load_model, load_tokenizer
+    from tokengraft.assets.weights import check_not_causal
     from tokengraft.transplant.writer import manifest, parse_dtype, write_transplant
 
     method = get_method(options.method)  # fail fast: before minutes of loading
     check_needs(method, donor=options.donor is not None, aux=options.aux is not None, corpus=options.corpus is not None)
     parse_dtype(options.dtype)
-    if options.out is not None and Path(options.out).exists() and not options.overwrite:
-        raise TokengraftError(f"output folder {options.out} already exists; choose another --out or pass --overwrite")
+    options.validate()
+    new_tok = load_tokenizer(options.tokenizer)  # cheaper than the model, and checked before it loads
+    check_id_space(new_tok, options.tokenizer, allow_gaps=options.allow_id_gaps)
+    if options.kind == "encoder":
+        check_not_causal(options.model)
     model = load_model(options.model, device=options.device, kind=options.kind)
-    old_tok, new_tok = load_tokenizer(options.model), load_tokenizer(options.tokenizer)
+    old_tok = load_tokenizer(options.model)
     inputs = gather_inputs(method, options, new_tok)
     start = time.perf_counter()
     model, new_tok, diagnostics = transplant_model(
