@@ -3,7 +3,7 @@
 Bits per byte stays comparable when the vocabulary changes, which per-token perplexity
 does not: BPB = total NLL in bits / UTF-8 bytes of exactly the text that was scored.
 Every document is scored on its own, starting from one start token (see
-:mod:`tokengraft.measure.start`); documents longer than the context slide a window whose
+:mod:`tokengraft.lm.start`); documents longer than the context slide a window whose
 overlap is context only, so every token is scored exactly once. Windows are sorted by
 length into batches under a token budget, so padding wastes little compute; the model
 runs to hidden states and the output head only at scored positions (see ``scorer``).
@@ -26,7 +26,7 @@ from tokengraft.measure.inputs import (as_corpora, check_vocab_fits, document_ch
 from tokengraft.measure.options import EvalOptions, EvalResult, combine, make_result
 from tokengraft.measure.runtime import scoring
 from tokengraft.measure.scorer import Scorer, build_batch
-from tokengraft.measure.start import resolve_start_token
+from tokengraft.lm.start import resolve_start_token
 from tokengraft.measure.windows import plan_batches, sliding_windows
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import torch
 
 from tokengraft.assets.corpus import Corpus, Document
 from tokengraft.errors import TokengraftError
+from tokengraft.lm.head import text_config
 from tokengraft.measure.options import DEFAULT_BATCH_TOKENS, MAX_DEFAULT_CONTEXT, EvalOptions
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,6 @@ def _warn_if_lossy(tokenizer: Any, name: str, texts: list[str], ids: list[list[i
         log.warning("corpus %s: the tokenizer does not reproduce %d of %d documents exactly "
                     "(normalisation or <unk>); BPB is then not over the original text", name, lossy, len(texts))
 
-
-def text_config(model: Any) -> Any:
-    config = model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
 def check_vocab_fits(model: Any, tokenizer: Any) -> None:

@@ -62,8 +62,8 @@ class Continuation:
 def continuation(model: Any, old_tok: Any, pieces: Sequence[Sequence[int]], copied: torch.Tensor,
                  texts: Sequence[str] | None, options: ContinuationOptions | None = None) -> Continuation:
     """Measure ``c_t`` for every new token with >= 2 pieces (see the module docstring)."""
-    from tokengraft.measure.scorer import split_head
-    from tokengraft.measure.start import resolve_start_token
+    from tokengraft.lm.head import split_head
+    from tokengraft.lm.start import resolve_start_token
 
     options = options or ContinuationOptions()
     if options.max_pieces is not None:

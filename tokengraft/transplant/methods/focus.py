@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
 from tokengraft.transplant.methods.sparsemax import sparsemax
 
@@ -101,7 +101,7 @@ def sparse_convex_rows(
     return out
 
 
-@register("focus", FocusOptions, needs=("aux", "corpus"),
+@register("focus", FocusOptions, needs=Needs(space=("static",)),
           summary="FOCUS: sparsemax-weighted anchors by similarity in static token embeddings of the target text")
 def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     """FOCUS: sparsemax-weighted anchors by similarity in an auxiliary space of the new vocabulary."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import DONOR, InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, finite_rows, validate
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def _check(options: OMPOptions) -> None:
                               f" ridge={options.ridge}); use k >= 1, batch_size >= 1, ridge >= 0")
 
 
-@register("omp", OMPOptions, needs=("donor",),
+@register("omp", OMPOptions, needs=Needs(space=(DONOR, "strings")),
           summary="orthogonal matching pursuit over shared tokens in a donor (or auxiliary) space")
 def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
     """Rows of non-shared tokens = sum_j c_j old[shared_j], c from k-atom OMP in the donor/aux space."""

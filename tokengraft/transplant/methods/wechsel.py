@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
 from tokengraft.transplant.methods.focus import has_vector, initial_sources
 
@@ -69,7 +69,7 @@ def softmax_rows(sims: torch.Tensor, ids: torch.Tensor, old: torch.Tensor, tempe
     return torch.einsum("nk,nkd->nd", weights, old[ids].float().cpu())
 
 
-@register("wechsel", WechselOptions, needs=("aux", "corpus"),
+@register("wechsel", WechselOptions, needs=Needs(space=("bilingual",)),
           summary="WECHSEL: softmax over the 10 nearest old tokens in an aligned bilingual static space")
 def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
     """WECHSEL: softmax-weighted nearest old tokens in an aligned bilingual auxiliary space."""
