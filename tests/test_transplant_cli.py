@@ -71,12 +71,13 @@ def test_cli_writes_a_loadable_folder(folders, capsys):
 
     out = folders / "out"
     argv = ["transplant", "--model", str(folders / "base"), "--tokenizer", str(folders / "tok"),
-            "--method", TEST_METHOD, "--out", str(out), "--pad-to-multiple-of", "16", "--seed", "3"]
-    assert main(argv) == 0
+            "--method", "wvt", "--out", str(out), "--pad-to-multiple-of", "16", "--seed", "3"]
+    assert main(argv) == 0  # a real method, end to end
     printed = capsys.readouterr().out
-    assert f"transplant with {TEST_METHOD}: 372 -> 332 tokens (336 rows, padded)" in printed
+    assert "transplant with wvt: 372 -> 332 tokens (336 rows, padded)" in printed
     record = json.loads((out / "transplant.json").read_text())
     assert record["options"]["seed"] == 3 and record["base_model"] == str(folders / "base")
+    assert record["summary"]["counts"]["wvt"] > 20 and record["summary"]["counts"]["copied"] > 200
     assert record["summary"]["new_vocab"] == 332 and record["summary"]["added_markers"] == ["<|im_start|>", "<|im_end|>"]
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
   tokengraft eval --model smollm2-135m --text libreoffice:en:heldout libreoffice:de:heldout --max-bytes 200000
@@ -63,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         meta = {"model": args.model, "tokenizer": args.tokenizer or args.model, "options": asdict(options)}
         write_json(args.json, result, meta)
-        log.info("wrote %s", args.json)
+        logger.info("wrote %s", args.json)
     return 0

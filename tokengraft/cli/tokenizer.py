@@ -7,7 +7,7 @@ from typing import Any
 
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 TRAIN_EPILOG = """examples:
   tokengraft tokenizer train --corpus libreoffice:fr:train --vocab-size 32000 --base smollm2-135m --out out/tok-fr-bpe32k

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tokengraft.lm.head import split_head
 from tokengraft.measure.windows import Window
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # How far the split path may differ from the full forward (nats) and still count as exact.
 TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2}
@@ -99,7 +99,8 @@ class Scorer:
         dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else hidden.dtype
         tol = TOLERANCE.get(dtype, TOLERANCE[torch.bfloat16])
         if diff > tol:
-            log.warning("hidden-state scoring differs from the model's forward by %.3g nats; using the full forward", diff)
+            logger.warning("hidden-state scoring differs from the model's forward by %.3g nats;"
+                           " using the full forward", diff)
             self.head = None
         else:
-            log.debug("split scoring agrees with the full forward (max diff %.2g nats)", diff)
+            logger.debug("split scoring agrees with the full forward (max diff %.2g nats)", diff)

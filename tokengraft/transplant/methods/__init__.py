@@ -14,11 +14,16 @@ import importlib
 
 from tokengraft.transplant.methods.base import METHODS, InitProblem, InitResult, Method, Needs, register
 
-# One module per method family; importing one registers its methods. A module that fails to
-# import is an error (never a method silently missing from the registry).
+# One module per method family; importing one registers its methods.
 _MODULES = ["baselines", "fvt", "omp", "focus", "tokenadapt", "wechsel", "graft"]
 
-for _name in _MODULES:
-    importlib.import_module(f"{__name__}.{_name}")
+
+def import_methods(names: list[str]) -> None:
+    """Import each method module; one that fails to import is an error, never a method silently missing."""
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+import_methods(_MODULES)
 
 __all__ = ["METHODS", "InitProblem", "InitResult", "Method", "Needs", "register"]
