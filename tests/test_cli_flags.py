@@ -14,6 +14,7 @@ from tokengraft.cli.flags import add_option_flags, field_comments, options_from_
 from tokengraft.cli.main import build_parser
 from tokengraft.heal.options import HealOptions
 from tokengraft.measure.options import EvalOptions
+from tokengraft.tokenizer.mixture import MixtureOptions
 from tokengraft.tokenizer.options import TrainOptions
 from tokengraft.transplant.options import TransplantOptions
 
@@ -28,6 +29,8 @@ COMMANDS = {
     "tokenizer train": (["tokenizer", "train", "--corpus", "c", "--out", "o"], TrainOptions, {},
                         lambda args: options_from_args(args, TrainOptions), set()),
     "quickstart": (["quickstart"], quickstart_cli.QuickstartOptions, {}, quickstart_cli.options_from_args, set()),
+    "tokenizer mixture": (["tokenizer", "mixture", "--tokenizer", "t", "--category", "c"], MixtureOptions, {},
+                          lambda args: options_from_args(args, MixtureOptions), set()),
 }
 
 

@@ -48,7 +48,7 @@ def load_inputs(plan: InputPlan, options: TransplantOptions, new_tok: Any) -> In
         del donor
     if plan.corpus_spec is not None:
         corpus = load_corpus(plan.corpus_spec).truncate(plan.corpus_bytes)
-        inputs.corpus_texts, inputs.target_language = corpus.texts(), corpus.language
+        inputs.corpus, inputs.corpus_texts, inputs.target_language = corpus, corpus.texts(), corpus.language
     return inputs
 
 
