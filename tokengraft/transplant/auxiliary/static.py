@@ -202,7 +202,8 @@ def fasttext_embeddings_from_ids(sequences: Sequence[Sequence[int]], vocab_size:
     for word in model.words:
         if word.startswith("t") and word[1:].isdigit() and int(word[1:]) < vocab_size:
             out[int(word[1:])] = torch.from_numpy(model.get_word_vector(word).copy())
-    log.info("fasttext static embeddings: %d of %d tokens have vectors", int((out.abs().sum(1) > 0).sum()), vocab_size)
+    logger.info("fasttext static embeddings: %d of %d tokens have vectors", int((out.abs().sum(1) > 0).sum()),
+                vocab_size)
     return out
 
 
