@@ -68,6 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_output(args.out, args.overwrite)
     options = options_from_args(args, TrainOptions)
+    options.validate()  # before the corpora load
     corpora = load_corpora(args.corpus)
     texts = [t for c in corpora for t in c.texts()]
     out = train_to_folder(texts, options, args.out, args.overwrite, corpus_names=args.corpus)
@@ -89,10 +90,14 @@ def parse_tokenizer_args(items: list[str]) -> dict[str, str]:
 
 def run_compare(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora
+    from tokengraft.assets.outputs import check_output_file
     from tokengraft.tokenizer.compare import compare_tokenizers
     from tokengraft.tokenizer.report import format_table, plot_report, write_json
     from tokengraft.tokenizer.train import read_tokenizer
 
+    for path, flag, example in ((args.json, "--json", "compare.json"), (args.plot, "--plot", "compare.png")):
+        if path:
+            check_output_file(path, flag=flag, example=example)  # before the measuring whose results it would lose
     specs = parse_tokenizer_args(args.tokenizer)
     tokenizers = {label: read_tokenizer(spec, "tokenizer") for label, spec in specs.items()}
     corpora = load_corpora(args.corpus)

@@ -34,6 +34,23 @@ class TransplantOptions:
                                                                   # options dataclass
     dtype: str | None = None                    # dtype of the saved weights; None keeps the model's
     kind: str = "causal"                        # causal LM (input and output embeddings) or encoder (input only)
+    allow_id_gaps: bool = False                 # accept a new tokenizer with unused ids (they get fallback rows)
+
+    def validate(self) -> None:
+        """One-line errors for options no run could use, raised before anything is loaded."""
+        from tokengraft.assets.outputs import check_output_dir
+        from tokengraft.assets.weights import check_device
+        from tokengraft.errors import TokengraftError
+
+        if self.kind not in KINDS:
+            raise TokengraftError(f"unknown kind {self.kind!r}; choose one of: {', '.join(KINDS)}")
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise TokengraftError(f"--pad-to-multiple-of must be a positive integer, got {self.pad_to_multiple_of}")
+        check_device(self.device)
+        if self.out is not None:
+            check_output_dir(self.out, overwrite=self.overwrite, inputs={
+                "input model": self.model, "new tokenizer": self.tokenizer, "donor": self.donor,
+                "auxiliary embedder": self.aux, "corpus": self.corpus})
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

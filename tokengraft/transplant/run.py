@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokengraft.errors import TokengraftError
 from tokengraft.transplant.core import transplant_model
 from tokengraft.transplant.diagnostics import Diagnostics, format_table
 from tokengraft.transplant.embedding import donor_matrices
@@ -20,6 +19,7 @@ from tokengraft.transplant.methods.base import DONOR
 from tokengraft.transplant.options import TransplantOptions
 from tokengraft.transplant.plan import InputPlan, get_method, plan_transplant
 from tokengraft.transplant.provide import Inputs
+from tokengraft.vocab.ids import check_id_space
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,18 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     >>> # transplant(TransplantOptions("smollm2-135m", "out/tok-fr-bpe32k", out="out/smollm2-fr"))
     """
     from tokengraft.assets import load_model, load_tokenizer
+    from tokengraft.assets.models import check_not_causal
     from tokengraft.transplant.writer import manifest, parse_dtype, write_transplant
 
     plan = plan_transplant(options, get_method(options.method))  # fail fast: before minutes of loading
     parse_dtype(options.dtype)
-    if options.out is not None and Path(options.out).exists() and not options.overwrite:
-        raise TokengraftError(f"output folder {options.out} already exists; choose another --out or pass --overwrite")
+    options.validate()
+    new_tok = load_tokenizer(options.tokenizer)  # cheaper than the model, and checked before it loads
+    check_id_space(new_tok, options.tokenizer, allow_gaps=options.allow_id_gaps)
+    if options.kind == "encoder":
+        check_not_causal(options.model)
     model = load_model(options.model, device=options.device, kind=options.kind)
-    old_tok, new_tok = load_tokenizer(options.model), load_tokenizer(options.tokenizer)
+    old_tok = load_tokenizer(options.model)
     inputs = load_inputs(plan, options, new_tok)
     start = time.perf_counter()
     model, new_tok, diagnostics = transplant_model(
