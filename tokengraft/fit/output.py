@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -148,7 +148,7 @@ def fit_output_rows(hidden: torch.Tensor, labels: torch.Tensor, init: torch.Tens
         epochs = epoch
         score = held_out()
         curve.append({"epoch": epoch, "train": total / count, "heldout": score})
-        log.info("output fit pass %d: train %.4f, held-out %.4f nats", epoch, total / count, score)
+        logger.info("output fit pass %d: train %.4f, held-out %.4f nats", epoch, total / count, score)
         if n_val and score < best[0]:
             best = (score, rows.detach().clone())
         elif n_val and score > best[0] + 1e-4:

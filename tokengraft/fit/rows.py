@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def untie(model: Any) -> bool:
@@ -25,5 +25,5 @@ def untie(model: Any) -> bool:
     text.tie_word_embeddings = False
     if hasattr(model, "_tied_weights_keys"):
         model._tied_weights_keys = []
-    log.info("untied the input and output embeddings: the fit gives output rows of their own")
+    logger.info("untied the input and output embeddings: the fit gives output rows of their own")
     return True

@@ -28,7 +28,7 @@ from tokengraft.heal import compat
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.tokens import aligner, plain_encoder
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Of the output phase's time, this share collects final states; the rest fits the rows.
 COLLECT_SHARE = 0.5
@@ -60,7 +60,7 @@ def fit_inputs(model: Any, tokenizer: Any, teacher: Any, teacher_tok: Any, texts
     record = {"steps": len(curve), "seconds": round(done, 3), "tokens": sum(e["tokens"] for e in curve),
               "loss_first": curve[0]["loss"] if curve else None, "loss_last": sum(e["loss"] for e in tail) / len(tail),
               "curve": [{"step": e["step"], "loss": e["loss"]} for e in curve]}
-    log.info("input rows: %d hidden-state steps in %.0f s, loss %.4f -> %.4f", len(curve), done,
+    logger.info("input rows: %d hidden-state steps in %.0f s, loss %.4f -> %.4f", len(curve), done,
              record["loss_first"] or float("nan"), record["loss_last"])
     return record
 
@@ -88,7 +88,7 @@ def fit_outputs(model: Any, tokenizer: Any, texts: list[str], options: Any, seco
 
     head = split_head(model)
     if head is None:
-        log.warning("the model has no separable output head; the output rows are not fitted")
+        logger.warning("the model has no separable output head; the output rows are not fitted")
         return {"skipped": "no separable head"}
     t0 = time.perf_counter()
     stream = PackedStream(texts, plain_encoder(tokenizer), compat.start_token_id(tokenizer), options.seq_len,
@@ -101,7 +101,7 @@ def fit_outputs(model: Any, tokenizer: Any, texts: list[str], options: Any, seco
                           deadline=t0 + seconds, trainable=None if frozen is None else ~frozen)
     with torch.no_grad():
         weight.copy_(fit.rows.to(weight.dtype))
-    log.info("output rows: %d states cached in %.0f s, %d passes in %.0f s, held-out loss %.4f -> %.4f",
+    logger.info("output rows: %d states cached in %.0f s, %d passes in %.0f s, held-out loss %.4f -> %.4f",
              hidden.shape[0], collected, fit.epochs, fit.seconds, fit.curve[0]["heldout"],
              min(c["heldout"] for c in fit.curve))
     return {"positions": int(hidden.shape[0]), "collect_seconds": round(collected, 3), "passes": fit.epochs,

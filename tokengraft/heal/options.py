@@ -16,6 +16,7 @@ MODES = ("embeddings", "fit", "alm", "full", "lora")
 FIT_LOSSES = ("mse", "kl")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
 DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
@@ -32,10 +33,10 @@ class HealOptions:
     corpus: list[str] = field(default_factory=list)  # training corpus specs
     mode: str = "embeddings"                     # embeddings | alm | full | lora
     teacher: str | None = None                   # ALM teacher spec; None: the base model in transplant.json
-    steps: int | None = None                     # optimizer steps; None: DEFAULT_STEPS, or as many as --max-seconds allows
+    steps: int | None = None                     # optimizer steps (default: 200, or as many as --max-seconds allows)
     tokens: int | None = None                    # training budget in student tokens; sets the number of steps
-    max_seconds: float | None = None             # wall-clock budget of the run (loading and writing included,
-                                                 # evaluation excluded); the LR schedule follows it
+    max_seconds: float | None = None             # wall-clock budget of the run, loading and writing included, evaluation
+                                                 # excluded (fit mode: 540 without --steps/--tokens); the LR follows it
     seq_len: int = 512                           # tokens per training row (student side)
     batch_size: int = 8                          # rows per optimizer step, over all processes together
     grad_accum: int = 1                          # micro-steps the batch is split into on each process

@@ -27,7 +27,7 @@ from tokengraft.heal.budget import Clock
 from tokengraft.heal.setup import Run, build_run, make_accelerator, make_schedule
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def heal(options: HealOptions) -> HealResult:
@@ -125,7 +125,7 @@ def _restore(run: Run, path: Path) -> None:
         run.scheduler.lr_lambdas = [schedule] * len(run.optimizer.param_groups)
         for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):
             group["lr"] = base * schedule(run.step)
-    log.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
+    logger.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
 
 
 def _fit_phases(run: Run) -> None:
@@ -217,7 +217,7 @@ def _score(run: Run) -> None:
                                             max_bytes=run.options.eval_max_bytes,
                                             bf16=run.accelerator.mixed_precision == "bf16")
             entry["bpb"][spec], entry["tokens_per_byte"][spec] = bpb, tpb
-        log.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
+        logger.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
         run.eval_curve.append(entry)
         model.train()
     run.accelerator.wait_for_everyone()
@@ -234,7 +234,7 @@ def _train(run: Run, root: Path) -> float:
     clock.write_bytes = _write_bytes(run)
     if o.budget is not None:
         if clock.reserve > 0.5 * o.budget:
-            log.warning("a budget of %g s leaves little time to train: writing the result takes ~%.0f s",
+            logger.warning("a budget of %g s leaves little time to train: writing the result takes ~%.0f s",
                         o.budget, clock.reserve)
     clock.begin_training()
     try:
@@ -258,7 +258,7 @@ def _train(run: Run, root: Path) -> float:
         if run.stopped_by_budget:
             # the budget ran out first: keep the state, so that --resume can train on
             planned = f" of {total}" if total is not None else ""
-            log.info("budget of %.0f s spent after %d%s steps (%.1f s used)", o.budget, run.step, planned,
+            logger.info("budget of %.0f s spent after %d%s steps (%.1f s used)", o.budget, run.step, planned,
                      clock.used())
             if last_saved is None or not last_saved.name.endswith(f"{run.step:08d}"):
                 _save(run, root)
@@ -333,4 +333,4 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
                 shutil.copy2(Path(o.model) / name, tmp / name)
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
-    log.info("wrote %s (%d steps, %d tokens) in %.1f s", out, run.step, run.tokens_seen, time.perf_counter() - t0)
+    logger.info("wrote %s (%d steps, %d tokens) in %.1f s", out, run.step, run.tokens_seen, time.perf_counter() - t0)
