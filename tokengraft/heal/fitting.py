@@ -84,7 +84,7 @@ def collect_states(model: Any, stream: PackedStream, seconds: float, device: tor
 def fit_outputs(model: Any, tokenizer: Any, texts: list[str], options: Any, seconds: float,
                 device: torch.device, frozen: torch.Tensor | None = None) -> dict[str, Any]:
     """Phase 2: cache final states for part of ``seconds``, fit the output rows in the rest."""
-    from tokengraft.measure.scorer import split_head
+    from tokengraft.lm.head import split_head
 
     head = split_head(model)
     if head is None:
