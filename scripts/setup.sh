@@ -32,4 +32,10 @@ if [ -n "$missing" ]; then
   done
   rm -rf "$tmp"
 fi
+# 3. Headless Chromium: the slow test that screenshots `tokengraft report` pages (pytest -m slow).
+if ! command -v chromium >/dev/null 2>&1; then
+  [ -n "$missing" ] || apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \
+    >/dev/null 2>&1 || echo "chromium not installed (need root?); only the report screenshot test needs it" >&2
+fi
 echo "tokengraft set-up complete (cache: $CACHE)"
