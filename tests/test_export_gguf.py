@@ -103,3 +103,21 @@ def test_untied_gemma2_is_refused_with_the_reason(tmp_path):
     with pytest.raises(TokengraftError, match="no separate output matrix"):
         write_gguf(model, tok, tmp_path / "g.gguf")
     assert not (tmp_path / "g.gguf").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,dtype,atol", [("smollm2-135m", "f32", 1e-3), ("gemma3-270m", "f32", 1e-3)])
+def test_real_models_round_trip(spec, dtype, atol, tmp_path):
+    """The offline base models themselves (byte-level BPE in a Llama; SentencePiece-style BPE in a Gemma-3)."""
+    from tokengraft.assets import load_corpus, load_model, load_tokenizer
+    from tokengraft.export import ExportOptions, export_gguf
+
+    path = export_gguf(ExportOptions(model=spec, gguf=str(tmp_path / "m.gguf"), dtype=dtype))
+    model, tok = load_model(spec), load_tokenizer(spec)
+    gguf_model, gguf_tok = read_back(path)
+    texts = load_corpus("libreoffice:fr:heldout").truncate(20_000).texts() + random_texts(50)
+    mismatched = [t for t in texts if gguf_tok(t)["input_ids"] != tok(t)["input_ids"]]
+    assert mismatched == []
+    ids = torch.tensor([tok(texts[0])["input_ids"][:128]])
+    with torch.no_grad():
+        torch.testing.assert_close(gguf_model(ids).logits, model(ids).logits, rtol=0, atol=atol)

@@ -86,6 +86,10 @@ def measurements(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _count(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else "?"
+
+
 def _fmt(x: Any, spec: str = ".4f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -102,8 +106,9 @@ def _languages(*specs: Any) -> list[str]:
     return found
 
 
-def model_card(folder: str | Path) -> str:
-    """The card's markdown for ``folder`` (see the module docstring)."""
+def model_card(folder: str | Path, name: str | None = None) -> str:
+    """The card's markdown for ``folder`` (see the module docstring); ``name``: the model's name
+    (default: the folder's; a writer filling a temporary folder passes the final one)."""
     from tokengraft.heal.options import HealOptions
     from tokengraft.transplant.options import TransplantOptions
 
@@ -124,19 +129,19 @@ def model_card(folder: str | Path) -> str:
     if langs:
         front += ["language:"] + [f"- {lang}" for lang in langs]
     front.append("---")
-    title = folder.name
+    title = name or folder.name
     lines = front + ["", f"# {title}", ""]
     if transplant:
-        lines.append(f"**{base}** with a new tokenizer (**{tokenizer}**, {summary.get('new_vocab', '?'):,} tokens; "
-                     f"the base had {summary.get('old_vocab', '?'):,}), transplanted by tokengraft with the method "
+        lines.append(f"**{base}** with a new tokenizer (**{tokenizer}**, {_count(summary.get('new_vocab'))} tokens; "
+                     f"the base had {_count(summary.get('old_vocab'))}), transplanted by tokengraft with the method "
                      f"**{method}**.")
     if heal:
         h = heal.get("options") or {}
         lines.append(f"Then healed (mode **{h.get('mode')}**, {heal.get('steps')} steps, "
-                     f"{heal.get('tokens_seen', 0):,} training tokens on {', '.join(h.get('corpus') or [])}).")
+                     f"{_count(heal.get('tokens_seen'))} training tokens on {', '.join(h.get('corpus') or [])}).")
     lines += ["", "## Bits per byte", ""] + _bpb_table(folder)
     if summary:
-        counts = ", ".join(f"{k} {v:,}" for k, v in (summary.get("counts") or {}).items())
+        counts = ", ".join(f"{k} {_count(v)}" for k, v in (summary.get("counts") or {}).items())
         lines += ["", "## Where the new rows came from", "",
                   f"{summary.get('copied_share', 0):.1%} of the new tokens were copied (same bytes in the old"
                   f" vocabulary); counts: {counts}. Per token: `transplant_tokens.jsonl`."]
@@ -170,8 +175,8 @@ def _bpb_table(folder: Path) -> list[str]:
     return out
 
 
-def write_card(folder: str | Path) -> Path:
+def write_card(folder: str | Path, name: str | None = None) -> Path:
     """Write (or refresh) ``folder/README.md``; return its path."""
     path = Path(folder) / CARD
-    path.write_text(model_card(folder), encoding="utf-8")
+    path.write_text(model_card(folder, name), encoding="utf-8")
     return path

@@ -35,6 +35,10 @@ def _img(png: bytes | None, alt: str) -> str:
     return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
+def _n(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else "?"
+
+
 def _num(x: Any, spec: str = ".4f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -57,12 +61,12 @@ def _summary(run: RunData) -> str:
         s = t.get("summary") or {}
         items += [("base model", t.get("base_model")), ("new tokenizer", t.get("tokenizer")),
                   ("method", t.get("method")),
-                  ("vocabulary", f"{s.get('old_vocab', '?'):,} → {s.get('new_vocab', '?'):,} tokens"),
+                  ("vocabulary", f"{_n(s.get('old_vocab'))} → {_n(s.get('new_vocab'))} tokens"),
                   ("copied rows", f"{s.get('copied_share', 0):.1%}"), ("transplant time", f"{t.get('seconds', 0):.1f} s")]
     if h:
         o = h.get("options") or {}
         items += [("heal mode", o.get("mode")), ("heal steps", h.get("steps")),
-                  ("training tokens", f"{h.get('tokens_seen', 0):,}"), ("heal time", f"{h.get('seconds', 0):.1f} s")]
+                  ("training tokens", _n(h.get("tokens_seen"))), ("heal time", f"{h.get('seconds', 0):.1f} s")]
     rows = [[_esc(k), _esc(v)] for k, v in items if v is not None]
     warnings = (t.get("summary") or {}).get("warnings") or []
     notes = "".join(f"<p class=muted>warning: {_esc(w)}</p>" for w in warnings)

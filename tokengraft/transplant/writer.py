@@ -3,7 +3,8 @@
 Contents: safetensors weights + ``config.json`` + ``generation_config.json``
 (``save_pretrained``), the new tokenizer files (with the chat markers that were added and
 the base model's chat template), ``transplant.json`` (options, specs, counts, summary,
-warnings) and ``transplant_tokens.jsonl`` (one line per token: how its row was made).
+warnings), ``transplant_tokens.jsonl`` (one line per token: how its row was made) and the
+``README.md`` model card (:mod:`tokengraft.publish.card`).
 The folder is written whole or not at all (:func:`tokengraft.assets.cache.atomic_dir`).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from tokengraft.assets.cache import atomic_dir
 from tokengraft.errors import TokengraftError
+from tokengraft.publish.card import write_card
 from tokengraft.transplant.diagnostics import write_token_lines
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict
             tokenizer.save_pretrained(tmp)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             write_token_lines(tmp / TOKENS, diagnostics.tokens, diagnostics.texts)
+            write_card(tmp, name=out.name)
     except OSError as exc:
         what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise TokengraftError(f"could not write {out} ({what}); nothing was kept:"
