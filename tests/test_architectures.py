@@ -19,6 +19,9 @@ import pytest
 import torch
 
 from arch_fixtures import FAMILIES, Family, transplant_family
+from test_heal_helpers import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 from transplant_fixtures import BASE_TEXT, NEW_TEXT
 
 ENCODER_ROLES = ("cls", "sep", "mask", "pad", "unk")

@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from arch_fixtures import FAMILIES, transplant_family
+from test_heal_helpers import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EXPORTABLE = ["gemma2", "gemma3", "gpt2", "llama", "mistral", "phi3", "qwen2", "qwen3"]
 ALPHABET = ("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:!?'\"()-_/\\@#%&*+=<>[]{} "

@@ -8,6 +8,9 @@ import shlex
 import pytest
 
 from arch_fixtures import FAMILIES, transplant_family
+from test_heal_helpers import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
