@@ -32,7 +32,13 @@ if [ -n "$missing" ]; then
   done
   rm -rf "$tmp"
 fi
-# 3. Headless Chromium: the slow test that screenshots `tokengraft report` pages (pytest -m slow).
+
+# 3. Convert the built-in models once (minutes the first time, then a no-op): later loads, and the
+# tests, read the cached safetensors folders.
+$PY -c "from tokengraft.assets import load_model
+for spec, kind in [('smollm2-135m', 'causal'), ('gemma3-270m', 'causal'), ('minilm-l6', 'encoder')]:
+    load_model(spec, kind=kind)"
+# 4. Headless Chromium: the slow test that screenshots `tokengraft report` pages (pytest -m slow).
 if ! command -v chromium >/dev/null 2>&1; then
   [ -n "$missing" ] || apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \

@@ -22,7 +22,7 @@ import torch
 from tokengraft.assets.cache import atomic_dir
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STATE_FILE, MANIFEST_FILE, FORMAT = "state.pt", "manifest.json", 1
 
@@ -51,7 +51,7 @@ def save(root: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
     for old in checkpoints(root)[:-max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
-    log.info("checkpoint: %s", target)
+    logger.info("checkpoint: %s", target)
     return target
 
 

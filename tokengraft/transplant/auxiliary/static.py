@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import torch
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,7 +144,8 @@ def static_embeddings_from_ids(
     kept = (counts >= options.min_count).nonzero().squeeze(1)
     out = torch.zeros(vocab_size, options.dim)
     if kept.numel() < 2:
-        log.warning("static embeddings: only %d tokens occur >= %d times; no vectors", kept.numel(), options.min_count)
+        logger.warning("static embeddings: only %d tokens occur >= %d times; no vectors", kept.numel(),
+                       options.min_count)
         return out
     keep = torch.full((vocab_size,), -1, dtype=torch.long)
     keep[kept] = torch.arange(kept.numel())
@@ -154,7 +155,7 @@ def static_embeddings_from_ids(
     vecs = u * s.clamp(min=0).pow(options.eigen_power)
     # a kept token whose every co-occurrence had PMI <= 0 has an all-zero row: it stays "no vector"
     out[kept, :rank] = vecs
-    log.info("static embeddings: %d of %d tokens have vectors (dim %d, %d PPMI entries)",
+    logger.info("static embeddings: %d of %d tokens have vectors (dim %d, %d PPMI entries)",
              kept.numel(), vocab_size, options.dim, matrix.values().numel())
     return out
 

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 import torch
 
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.errors import TokengraftError
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
 from tokengraft.transplant.methods.sparsemax import sparsemax
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,14 +102,14 @@ def sparse_convex_rows(
     return out
 
 
-@register("focus", FocusOptions, needs=("aux", "corpus"),
+@register("focus", FocusOptions, needs=Needs(space=("static",)),
           summary="FOCUS: sparsemax-weighted anchors by similarity in static token embeddings of the target text")
 def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     """FOCUS: sparsemax-weighted anchors by similarity in an auxiliary space of the new vocabulary."""
     validate(problem)
     check_fallback(options.fallback)
     if problem.aux_new is None or problem.aux_new.shape[0] != problem.new_size:
-        raise ValueError("focus needs problem.aux_new with one row per new token")
+        raise TokengraftError("focus needs problem.aux_new with one row per new token")
     rows = torch.zeros(problem.new_size, problem.old.shape[1])
     source = initial_sources(problem, "no-aux")
     anchor_old = problem.copied.clone()
@@ -123,7 +124,7 @@ def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     valid = has_vector(problem.aux_new)
     usable = (is_anchor & valid).nonzero().squeeze(1)
     if usable.numel() == 0:
-        log.warning("focus: no anchor has an auxiliary vector; every new token falls back")
+        logger.warning("focus: no anchor has an auxiliary vector; every new token falls back")
         source = [s if s != "fallback:no-aux" else "fallback:no-anchors" for s in source]
         return finish(problem, rows, source, options.fallback)
     targets = (~is_anchor & valid).nonzero().squeeze(1)
@@ -132,7 +133,7 @@ def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
         rows[targets] = sparse_convex_rows(problem.aux_new[targets], problem.aux_new[usable], anchor_rows, options)
         for i in targets.tolist():
             source[i] = "focus"
-    log.info("focus: %d anchors with vectors, %d tokens combined, %d without a vector",
+    logger.info("focus: %d anchors with vectors, %d tokens combined, %d without a vector",
              usable.numel(), targets.numel(), int((~is_anchor & ~valid).sum()))
     return finish(problem, rows, source, options.fallback)
 
