@@ -67,17 +67,9 @@ def role_id(tok, role: str) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-PENDING = {  # fixed by the next commits (start-token rules, RoBERTa positions); strict: they must fail now
-    "gemma2": "the start token of the new tokenizer gets <pad>'s row, not <bos>'s",
-    "gemma3": "the start token of the new tokenizer gets <pad>'s row, not <bos>'s",
-    "xlm-roberta": "position ids count from the pad id, which moved",
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=PENDING[n]))
-                                  if n in PENDING else n for n in sorted(FAMILIES)])
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_transplant(name, tmp_path):
-    from tokengraft.measure.start import resolve_start_token
+    from tokengraft.lm.start import resolve_start_token
 
     family = FAMILIES[name]
     base, base_tok, loaded, tok, lines = transplanted(family, tmp_path)

@@ -119,3 +119,54 @@ def test_bad_repo_id_and_missing_folder(tmp_path, folder):
         push_folder(folder, "no-slash", api=FakeApi())
     with pytest.raises(TokengraftError, match="not a model folder"):
         push_folder(tmp_path / "missing", "me/model", api=FakeApi())
+
+
+FOLDER_FILES = {"README.md", "config.json", "model.safetensors", "tokenizer.json", "transplant.json",
+                "transplant_tokens.jsonl"}
+
+
+def test_transplant_eval_and_push_to_hub_end_to_end(tmp_path, capsys):
+    """--eval records before/after in transplant.json and the card; --push-to-hub fails (no hub here)
+    with one clear line after the folder is complete."""
+    from arch_fixtures import base_model
+    from tokengraft.cli.main import main
+    from transplant_fixtures import NEW_TEXT
+
+    family = FAMILIES["llama"]
+    model, tok = base_model(family)
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    family.new_tokenizer().save_pretrained(tmp_path / "new")
+    (tmp_path / "held.txt").write_text(NEW_TEXT * 2)
+    out = tmp_path / "out"
+    argv = ["transplant", "--model", str(tmp_path / "base"), "--tokenizer", str(tmp_path / "new"), "--method", "fvt",
+            "--out", str(out), "--eval", str(tmp_path / "held.txt"), "--push-to-hub", "me/tiny-fr"]
+    assert main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: could not push to the hub repository me/tiny-fr")
+    assert FOLDER_FILES <= {p.name for p in out.iterdir()}
+    record = json.loads((out / "transplant.json").read_text())
+    (entry,) = record["eval"]
+    assert entry["corpus"] == str(tmp_path / "held.txt") and entry["before"]["bpb"] > 0 and entry["after"]["bpb"] > 0
+    assert record["options"]["push_to_hub"] == "me/tiny-fr" and record["options"]["public"] is False
+    card = (out / "README.md").read_text()
+    assert f"| {tmp_path / 'held.txt'} | transplant | {entry['before']['bpb']:.4f} | {entry['after']['bpb']:.4f} |" in card
+    assert "--push-to-hub me/tiny-fr" in card and "--eval" in card
+
+
+def test_heal_writes_a_card_and_push_fails_after_saving(tmp_path):
+    from test_heal_helpers import build_world
+
+    from tokengraft.errors import TokengraftError
+    from tokengraft.heal import HealOptions, heal
+
+    world = build_world(tmp_path / "world")
+    out = tmp_path / "healed"
+    options = HealOptions(model=str(world["student"]), corpus=[str(world["corpus"])], steps=2, seq_len=32,
+                          batch_size=2, save_every=0, eval=[str(world["heldout"])], eval_every=0, eval_max_bytes=2000,
+                          out=str(out), progress=False, push_to_hub="me/healed")
+    with pytest.raises(TokengraftError, match="could not push to the hub repository me/healed"):
+        heal(options)
+    assert {"README.md", "heal.json", "config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
+    card = (out / "README.md").read_text()
+    assert "| heal |" in card and "tokengraft heal --model" in card and "--push-to-hub me/healed" in card

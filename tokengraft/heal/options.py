@@ -57,6 +57,8 @@ class HealOptions:
     device: str = "auto"                         # auto | cpu | cuda (several GPUs: accelerate launch)
     precision: str = "auto"                      # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     progress: bool = True                        # progress bar with loss, tokens/s and ETA
+    push_to_hub: str | None = None               # upload the written folder to this hub repository (user/name)
+    public: bool = False                         # make the hub repository public (default: private)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

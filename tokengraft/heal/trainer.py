@@ -216,6 +216,9 @@ def _peak_memory(run: Run) -> int:
 
 
 def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> None:
+    from tokengraft.publish.card import write_card
+    from tokengraft.publish.hub import push_folder
+
     o = run.options
     model = modes.finalize(run.accelerator.unwrap_model(run.model))
     record = {
@@ -234,4 +237,7 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
                 shutil.copy2(Path(o.model) / name, tmp / name)
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
+        write_card(tmp, name=out.name)
     logger.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+    if o.push_to_hub:
+        push_folder(out, o.push_to_hub, public=o.public)

@@ -95,7 +95,7 @@ def _fmt(x: Any, spec: str = ".4f") -> str:
 
 
 def _languages(*specs: Any) -> list[str]:
-    from tokengraft.transplant.inputs import corpus_language
+    from tokengraft.assets.corpora import corpus_language
 
     found = []
     for spec in specs:
@@ -145,7 +145,7 @@ def model_card(folder: str | Path, name: str | None = None) -> str:
         lines += ["", "## Where the new rows came from", "",
                   f"{summary.get('copied_share', 0):.1%} of the new tokens were copied (same bytes in the old"
                   f" vocabulary); counts: {counts}. Per token: `transplant_tokens.jsonl`."]
-        for warning in summary.get("warnings") or []:
+        for warning in [*(summary.get("warnings") or []), *(transplant.get("warnings") or [])]:
             lines.append(f"- warning: {warning}")
     lines += ["", "## How it was made", "", "```bash"]
     if t_opts:

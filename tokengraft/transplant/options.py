@@ -34,6 +34,11 @@ class TransplantOptions:
                                                                   # options dataclass
     dtype: str | None = None                    # dtype of the saved weights; None keeps the model's
     kind: str = "causal"                        # causal LM (input and output embeddings) or encoder (input only)
+    eval: list[str] = field(default_factory=list)  # held-out corpora scored before (the base model, its own
+                                                   # tokenizer) and after; recorded in transplant.json and the card
+    eval_max_bytes: int = 20_000                # bytes of each eval corpus scored
+    push_to_hub: str | None = None              # upload the written folder to this hub repository (user/name)
+    public: bool = False                        # make the hub repository public (default: private)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

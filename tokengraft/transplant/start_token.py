@@ -52,7 +52,8 @@ def link_start(corr: Any, old_tok: Any, new_tok: Any) -> tuple[int, int] | None:
         new_start, old_start = resolve_start_token(new_tok)[1], resolve_start_token(old_tok)[1]
     except TokengraftError:  # a tokenizer with no start token at all: nothing to keep
         return None
-    if new_start >= len(corr.how) or old_start >= len(corr.old_bytes) or corr.how[new_start] == "special:content":
+    if (new_start >= len(corr.how) or old_start >= len(corr.old_bytes) or corr.new_bytes[new_start] is not None
+            or corr.how[new_start] == "special:content"):
         return None
     if int(corr.copied[new_start]) != old_start:
         logger.info("new start token %s takes the row of the base's start token %s",

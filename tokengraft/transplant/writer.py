@@ -20,6 +20,7 @@ import torch
 from tokengraft.assets.cache import atomic_dir
 from tokengraft.errors import TokengraftError
 from tokengraft.publish.card import write_card
+from tokengraft.transplant.reload import reload_problem
 from tokengraft.transplant.diagnostics import write_token_lines
 from tokengraft.transplant.options import DTYPES
 
@@ -53,6 +54,10 @@ def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict
         with atomic_dir(out, overwrite=overwrite) as tmp:
             model.save_pretrained(tmp)  # safetensors is the default (and only) format in transformers 5
             tokenizer.save_pretrained(tmp)
+            problem = reload_problem(tmp, tokenizer)  # transformers may swap in a class of its own
+            if problem:
+                logger.warning("%s", problem)
+                manifest = {**manifest, "warnings": [*manifest.get("warnings", []), problem]}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             write_token_lines(tmp / TOKENS, diagnostics.tokens, diagnostics.texts)
             write_card(tmp, name=out.name)
