@@ -170,3 +170,20 @@ def test_heal_writes_a_card_and_push_fails_after_saving(tmp_path):
     assert {"README.md", "heal.json", "config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
     assert "| heal |" in card and "tokengraft heal --model" in card and "--push-to-hub me/healed" in card
+
+
+def test_record_eval_adds_measurements_and_refreshes_the_card(folder, tmp_path):
+    import shutil
+
+    from tokengraft.publish.evaluate import eval_entries, record_eval
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    before = {"fr": {"bpb": 1.2, "tokens_per_byte": 0.3, "bytes": 100}}
+    after = {"fr": {"bpb": 1.5, "tokens_per_byte": 0.2, "bytes": 100}}
+    record_eval(copy, eval_entries(before, after))
+    record_eval(copy, eval_entries(before, after))  # the same corpus again replaces, never duplicates
+    assert json.loads((copy / "transplant.json").read_text())["eval"] == [
+        {"corpus": "fr", "bytes": 100, "before": {"bpb": 1.2, "tokens_per_byte": 0.3},
+         "after": {"bpb": 1.5, "tokens_per_byte": 0.2}}]
+    assert "| fr | transplant | 1.2000 | 1.5000 | 1.250 | 0.3000 | 0.2000 |" in (copy / "README.md").read_text()

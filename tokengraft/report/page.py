@@ -20,7 +20,8 @@ color:#1d1d1d;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;
 text-align:left}th{background:#f3f6f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
-code,.tok{font-family:ui-monospace,Menlo,Consolas,monospace;background:#f4f4f4;padding:0 .25em;white-space:pre}
+code,.tok{font-family:ui-monospace,Menlo,Consolas,monospace;background:#f4f4f4;padding:0 .25em}
+code{white-space:pre-wrap;overflow-wrap:anywhere}.tok{white-space:pre}
 .muted{color:#666}.grid{display:flex;gap:1.5em;flex-wrap:wrap}img{max-width:100%;border:1px solid #eee}
 """
 
