@@ -124,3 +124,32 @@ def test_real_models_round_trip(spec, dtype, atol, tmp_path):
     ids = torch.tensor([tok(texts[0])["input_ids"][:128]])
     with torch.no_grad():
         torch.testing.assert_close(gguf_model(ids).logits, model(ids).logits, rtol=0, atol=atol)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_llama_cpp_runs_the_export_like_transformers(name, tmp_path):
+    """llama.cpp itself (llama-cpp-python, built by scripts/setup.sh): the same token ids, and its
+    logits within 1e-3 of transformers' on the transplanted folder (measured: 1e-5 to 2.3e-4)."""
+    import numpy as np
+    from llama_cpp import Llama
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    _, _, folder = transplant_family(FAMILIES[name], tmp_path)
+    path = export(folder, tmp_path / "model.gguf")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tok = PreTrainedTokenizerFast.from_pretrained(folder)
+    llm = Llama(model_path=str(path), n_ctx=128, logits_all=True, verbose=False, n_threads=1)
+    try:
+        for text in random_texts(10, seed=3):
+            assert llm.tokenize(text.encode(), add_bos=tok.bos_token_id in tok("a")["input_ids"],
+                                special=False) == tok(text)["input_ids"], repr(text)
+        ids = tok("Ouvrez le menu Fichier, choisissez Enregistrer sous. En 2024, 12345 fichiers!")["input_ids"]
+        llm.reset()
+        llm.eval(ids)
+        got = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    with torch.no_grad():
+        want = model(torch.tensor([ids])).logits[0].numpy()
+    assert float(np.abs(got - want).max()) < 1e-3
