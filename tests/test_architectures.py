@@ -121,3 +121,21 @@ def test_family_transplant(name, tmp_path):
             alone = loaded(**tok(texts[0], return_tensors="pt")).last_hidden_state
         n = alone.shape[1]
         torch.testing.assert_close(together[0, :n], alone[0], rtol=0, atol=1e-5)
+
+
+def test_new_start_token_takes_the_base_start_row():
+    """SmolLM2-like base (documents start with <|endoftext|>, no BOS added) -> a Gemma-like tokenizer
+    that prepends <bos>: <bos> takes <|endoftext|>'s row, not that of the declared bos <|im_start|>."""
+    from arch_fixtures import gemma_tokenizer
+    from tokengraft.transplant.core import transplant_model
+    from transplant_fixtures import base_tokenizer, tiny_llama
+
+    old, new = base_tokenizer(), gemma_tokenizer()
+    model = tiny_llama(len(old))
+    before = model.get_input_embeddings().weight.detach().clone()
+    model, tok, diag = transplant_model(model, old, new, "fvt")
+    bos = tok.convert_tokens_to_ids("<bos>")
+    assert diag.tokens.source[bos] == "special:start"
+    torch.testing.assert_close(model.get_input_embeddings().weight[bos],
+                               before[old.convert_tokens_to_ids("<|endoftext|>")], rtol=0, atol=0)
+    assert tok("a")["input_ids"][0] == bos  # the new tokenizer keeps its own BOS

@@ -35,9 +35,18 @@ def adopt_bos(old_tok: Any, new_tok: Any) -> str | None:
     if content not in added_tokens(new_tok):
         new_tok.add_tokens([AddedToken(content, special=True, normalized=False)], special_tokens=True)
     new_tok.bos_token = content
-    new_tok.add_bos_token = True  # transformers rebuilds the post-processor: content + $A
-    if leading_special(new_tok) != new_tok.convert_tokens_to_ids(content):
-        raise RuntimeError(f"could not make the new tokenizer prepend {content}")  # a transformers change, not user input
+    new_tok.add_bos_token = True  # transformers 5 rebuilds the post-processor: content + $A
+    bos_id = new_tok.convert_tokens_to_ids(content)
+    if leading_special(new_tok) != bos_id:  # older transformers: set the backend's template ourselves
+        from tokenizers import processors
+
+        template = processors.TemplateProcessing(single=f"{content} $A", pair=f"{content} $A {content} $B:1",
+                                                 special_tokens=[(content, bos_id)])
+        backend = new_tok.backend_tokenizer
+        backend.post_processor = template if backend.post_processor is None else processors.Sequence(
+            [backend.post_processor, template])
+    if leading_special(new_tok) != bos_id:
+        raise RuntimeError(f"could not make the new tokenizer prepend {content}")  # a library change, not user input
     logger.info("the base tokenizer starts every text with %s; the new tokenizer now does too", content)
     return content
 
