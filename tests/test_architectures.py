@@ -139,3 +139,21 @@ def test_new_start_token_takes_the_base_start_row():
     torch.testing.assert_close(model.get_input_embeddings().weight[bos],
                                before[old.convert_tokens_to_ids("<|endoftext|>")], rtol=0, atol=0)
     assert tok("a")["input_ids"][0] == bos  # the new tokenizer keeps its own BOS
+
+
+def test_a_qwen2_folder_records_that_autotokenizer_swaps_the_class(tmp_path):
+    """transformers 5 loads any qwen2 folder's tokenizer as Qwen2Tokenizer (its own regex): the folder
+    is written all the same (its tokenizer.json is faithful), with a warning in transplant.json and
+    the card that says how to load it; PreTrainedTokenizerFast gives the transplanted tokenizer back."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    family = FAMILIES["qwen2"]
+    _, _, out = transplant_family(family, tmp_path, "fvt")
+    warnings = json.loads((out / "transplant.json").read_text())["warnings"]
+    swap = [w for w in warnings if "loads this folder's tokenizer as Qwen2Tokenizer" in w]
+    assert len(swap) == 1 and "PreTrainedTokenizerFast.from_pretrained(folder)" in swap[0]
+    assert swap[0] in (out / "README.md").read_text()
+    assert type(AutoTokenizer.from_pretrained(out)).__name__ == "Qwen2Tokenizer"
+    own, want = PreTrainedTokenizerFast.from_pretrained(out), family.new_tokenizer()
+    text = "  two  spaces\n\nand lines\t\ttabs Größe: naïve café — 日本語 🦊 12345"
+    assert own(text, add_special_tokens=False)["input_ids"] == want(text, add_special_tokens=False)["input_ids"]

@@ -201,6 +201,9 @@ def test_gguf_errors(tmp_path: Path, cache: Path) -> None:
     with pytest.raises(TokengraftError, match=r"text.gguf is not a GGUF file \(it starts with b'hell'"):
         load_model(tmp_path / "text.gguf")
     with pytest.raises(TokengraftError, match=r"is a file but not a GGUF model"):
+        (tmp_path / "weights.dat").write_bytes(b"\0" * 8)
+        load_model(tmp_path / "weights.dat")
+    with pytest.raises(TokengraftError, match=r"weights.bin is a weights file, not a model; give the folder"):
         (tmp_path / "weights.bin").write_bytes(b"\0" * 8)
         load_model(tmp_path / "weights.bin")
     vocab_only = write_llama_gguf(tiny_llama(), tmp_path / "vocab.gguf", tensors=False)

@@ -20,8 +20,9 @@ EVERYTHING = Given(donor=True, aux=True, corpus=True)
 
 def test_every_method_plans_with_everything_given():
     """What each built-in method gets when a donor, an embedder and a corpus are all offered."""
+    # transtok reads extras["transtok"], given by the caller until its alignment provider exists
     got = {name: (p.space, p.providers, p.corpus, p.corpus_bytes)
-           for name in sorted(METHODS) if not name.startswith("tg-")
+           for name in sorted(METHODS) if not name.startswith("tg-") and name != "transtok"
            for p in [plan_inputs(name, EVERYTHING)]}
     assert got == {
         "fvt": (None, (), "none", None), "wvt": (None, (), "none", None), "mean": (None, (), "none", None),

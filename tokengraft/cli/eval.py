@@ -48,14 +48,20 @@ def options_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tokengraft.assets import load_corpora, load_model, load_tokenizer
+    from tokengraft.assets import load_corpora, load_model, load_tokenizer, model_folder
+    from tokengraft.assets.outputs import check_output_file
     from tokengraft.measure import bits_per_byte, format_table, write_json
-    from tokengraft.measure.runtime import resolve_device
+    from tokengraft.measure.inputs import check_scorable
 
     options = options_from_args(args)
-    resolve_device(options.device)  # fail before minutes of model loading
+    options.validate()  # fail before minutes of model loading
+    if args.json:
+        check_output_file(args.json, flag="--json")  # before the scoring whose results it would lose
     # Cheapest first, so that a bad corpus or tokenizer spec fails before the model loads.
     corpora = load_corpora(args.text, max_bytes=options.max_bytes)
+    check_scorable(corpora)
+    if not args.tokenizer:
+        model_folder(args.model)  # so that a bad --model is reported as a model, not as a tokenizer
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, dtype=getattr(torch, options.dtype), device=options.device)
     result = bits_per_byte(model, tokenizer, corpora, options)

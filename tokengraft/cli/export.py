@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from typing import Any
 
 EPILOG = """examples:
@@ -17,27 +16,24 @@ tokenizer (byte-level BPE, or SentencePiece-style BPE with byte fallback) travel
 
 
 def register(subparsers: Any) -> None:
+    from tokengraft.cli.flags import add_option_flags
     from tokengraft.export.gguf import DTYPES, ExportOptions
 
-    d = {f.name: f.default for f in fields(ExportOptions)}
     p = subparsers.add_parser(
         "export", help="write a model folder as a GGUF file for llama.cpp and Ollama",
         description="Write a (transplanted) model and its tokenizer as one GGUF file.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", metavar="DIR", required=True, help="model folder (a transplant's or heal's output)")
-    p.add_argument("--gguf", metavar="OUT.gguf", required=True, help="output file (written whole or not at all)")
-    p.add_argument("--dtype", choices=DTYPES, default=d["dtype"],
-                   help="matrices' type; 1-D tensors stay f32 (default: %(default)s)")
-    p.add_argument("--name", metavar="TEXT", default=d["name"], help="general.name (default: from the folder)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_option_flags(p, ExportOptions, required=("model", "gguf"), choices={"dtype": DTYPES},
+                     metavars={"model": "DIR", "gguf": "OUT.gguf", "name": "TEXT"})
     p.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.cli.flags import options_from_args as build
     from tokengraft.export.gguf import ExportOptions
 
-    return ExportOptions(**{f.name: getattr(args, f.name) for f in fields(ExportOptions)})
+    return build(args, ExportOptions)
 
 
 def run(args: argparse.Namespace) -> int:

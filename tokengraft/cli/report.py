@@ -1,10 +1,9 @@
-"""``tokengraft report``: a self-contained HTML page for each output folder."""
+"""``tokengraft report``: a self-contained HTML page for each output folder
+(flags map one-to-one onto :class:`tokengraft.report.ReportOptions`)."""
 from __future__ import annotations
 
 import argparse
 from typing import Any
-
-from tokengraft.errors import TokengraftError
 
 EPILOG = """examples:
   tokengraft report out/smollm2-fr                       # -> out/smollm2-fr/report.html
@@ -18,19 +17,27 @@ eval*.json), where the new rows came from and the tokens with the worst diagnost
 
 
 def register(subparsers: Any) -> None:
+    from tokengraft.cli.flags import add_option_flags, field_comments
+    from tokengraft.report.options import ReportOptions
+
     p = subparsers.add_parser("report", help="write an HTML report page for transplant/heal output folders",
                               description="Write one self-contained HTML page per run folder.",
                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folders", metavar="DIR", nargs="+", help="output folders of tokengraft transplant or heal")
-    p.add_argument("--out", metavar="FILE", help="where to write the page (one folder only; default DIR/report.html)")
+    p.add_argument("folders", metavar="DIR", nargs="+", help=field_comments(ReportOptions)["folders"])
+    add_option_flags(p, ReportOptions, skip={"folders"}, metavars={"out": "FILE"})
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tokengraft.report import write_report
+def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.cli.flags import options_from_args as build
+    from tokengraft.report.options import ReportOptions
 
-    if args.out and len(args.folders) > 1:
-        raise TokengraftError("--out names one page; with several folders each gets its own DIR/report.html")
-    for folder in args.folders:
-        print(f"wrote {write_report(folder, args.out)}")
+    return build(args, ReportOptions)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tokengraft.report import write_reports
+
+    for page in write_reports(options_from_args(args)):
+        print(f"wrote {page}")
     return 0

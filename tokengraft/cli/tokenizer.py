@@ -1,4 +1,4 @@
-"""``tokengraft tokenizer train|compare``: flags map one-to-one onto :class:`TrainOptions`."""
+"""``tokengraft tokenizer train|compare|mixture``: flags map one-to-one onto the options dataclasses."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     from tokengraft.cli.flags import add_option_flags
     from tokengraft.tokenizer.options import KINDS, TrainOptions
 
-    p = subparsers.add_parser("tokenizer", help="train and compare tokenizers",
+    p = subparsers.add_parser("tokenizer", help="train, compare and analyse tokenizers",
                               description="Train a target tokenizer or compare tokenizers side by side.")
     sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     t = sub.add_parser("train", help="train a BPE, Unigram or SuperBPE tokenizer", epilog=TRAIN_EPILOG,
@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--json", metavar="OUT", help="write the report as JSON")
     c.add_argument("--plot", metavar="OUT.png", help="write grouped bar charts")
     c.set_defaults(action=run_compare)
+    from tokengraft.cli.tokenizer_mixture import add_parser as add_mixture_parser
+
+    add_mixture_parser(sub)
     p.set_defaults(func=lambda args: args.action(args) if getattr(args, "action", None) else p.print_help() or 1)
 
 
@@ -65,6 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_output(args.out, args.overwrite)
     options = options_from_args(args, TrainOptions)
+    options.validate()  # before the corpora load
     corpora = load_corpora(args.corpus)
     texts = [t for c in corpora for t in c.texts()]
     out = train_to_folder(texts, options, args.out, args.overwrite, corpus_names=args.corpus)
@@ -86,10 +90,14 @@ def parse_tokenizer_args(items: list[str]) -> dict[str, str]:
 
 def run_compare(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora
+    from tokengraft.assets.outputs import check_output_file
     from tokengraft.tokenizer.compare import compare_tokenizers
     from tokengraft.tokenizer.report import format_table, plot_report, write_json
     from tokengraft.tokenizer.train import read_tokenizer
 
+    for path, flag, example in ((args.json, "--json", "compare.json"), (args.plot, "--plot", "compare.png")):
+        if path:
+            check_output_file(path, flag=flag, example=example)  # before the measuring whose results it would lose
     specs = parse_tokenizer_args(args.tokenizer)
     tokenizers = {label: read_tokenizer(spec, "tokenizer") for label, spec in specs.items()}
     corpora = load_corpora(args.corpus)

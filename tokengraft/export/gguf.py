@@ -32,11 +32,24 @@ Q8_BLOCK = 32
 
 @dataclass
 class ExportOptions:
-    model: str                  # model folder (or any causal LM spec tokengraft loads)
-    gguf: str                   # output file
-    dtype: str = "f16"          # "f32" | "f16" | "q8_0" for matrices; 1-D tensors stay f32
+    model: str                  # model folder (a transplant's or heal's output, or any causal LM spec tokengraft loads)
+    gguf: str                   # output file (written whole or not at all)
+    dtype: str = "f16"          # matrices' type: f32 | f16 | q8_0; 1-D tensors stay f32
     overwrite: bool = False     # replace an existing file
-    name: str | None = None     # general.name; default: the folder's name
+    name: str | None = None     # general.name; default: from the folder's transplant.json, or its name
+
+    def validate(self) -> None:
+        """One-line errors for options no export could use, raised before the model is loaded."""
+        from tokengraft.assets.outputs import check_output_file
+
+        if self.dtype not in DTYPES:
+            raise TokengraftError(f"unknown GGUF dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        out = check_output_file(self.gguf, flag="--gguf", example="model.gguf")
+        if out.exists() and not self.overwrite:
+            raise TokengraftError(f"{out} already exists; choose another --gguf or pass --overwrite")
+        model = Path(self.model).expanduser()
+        if model.exists() and model.resolve() == out.resolve():
+            raise TokengraftError(f"--gguf {out} is the input model; write the GGUF file elsewhere")
 
 
 def export_gguf(options: ExportOptions) -> Path:
@@ -46,11 +59,8 @@ def export_gguf(options: ExportOptions) -> Path:
     """
     from tokengraft.assets import load_model, load_tokenizer
 
-    if options.dtype not in DTYPES:
-        raise TokengraftError(f"unknown GGUF dtype {options.dtype!r}; choose one of: {', '.join(DTYPES)}")
-    out = Path(options.gguf)
-    if out.exists() and not options.overwrite:
-        raise TokengraftError(f"{out} already exists; choose another --gguf or pass --overwrite")
+    options.validate()
+    out = Path(options.gguf).expanduser()
     model = load_model(options.model, dtype=torch.float32)
     tokenizer = load_tokenizer(options.model)
     name = options.name or _default_name(options.model)
@@ -87,7 +97,9 @@ def write_gguf(model: Any, tokenizer: Any, out: Path, *, dtype: str = "f16", nam
         writer.close()
         os.replace(tmp, out)
     except OSError as exc:
-        raise TokengraftError(f"could not write {out} ({exc.strerror or exc}); nothing was kept") from exc
+        from tokengraft.assets.outputs import write_error
+
+        raise write_error(exc, out, fix="or choose another --gguf") from exc
     finally:
         tmp.unlink(missing_ok=True)
     log.info("wrote %s (%s, %s, %.1f MB)", out, arch.gguf, dtype, out.stat().st_size / 2**20)

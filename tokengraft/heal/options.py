@@ -121,6 +121,10 @@ class HealOptions:
             bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
         if self.teacher is not None and self.mode != "alm":
             bad("--teacher is only used by --mode alm; drop it or choose --mode alm")
+        if self.push_to_hub is not None:
+            from tokengraft.publish.hub import check_repo_id
+
+            check_repo_id(self.push_to_hub)
         if self.out_dir().resolve() == Path(self.model).resolve():
             bad(f"--out {self.out_dir()} is the input model folder; choose another --out")
 

@@ -75,8 +75,9 @@ def _load_student(options: HealOptions) -> tuple[Any, Any]:
     model = compat.load_model(options.model, dtype=torch.float32)
     tokenizer = compat.load_tokenizer(options.model)
     rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        raise TokengraftError(f"the tokenizer of {options.model} has {len(tokenizer)} ids but the model only {rows} "
+    largest = max(len(tokenizer) - 1, compat.max_token_id(tokenizer))
+    if largest >= rows:
+        raise TokengraftError(f"the tokenizer of {options.model} has ids up to {largest} but the model only {rows} "
                               "embedding rows; heal a transplant output folder")
     return model, tokenizer
 
@@ -86,6 +87,9 @@ def _texts(specs: list[str], what: str) -> list[Any]:
     for corpus in corpora:
         if corpus.num_bytes == 0:
             raise TokengraftError(f"{what} corpus {corpus.name} is empty: it has no text; check the spec or its files")
+        if not any(d.text.strip() for d in corpus.documents):
+            raise TokengraftError(f"{what} corpus {corpus.name} holds only whitespace ({corpus.num_bytes:,} bytes); "
+                                  "check the spec or its files")
     return corpora
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tokengraft.assets.cache import atomic_dir
+from tokengraft.assets.outputs import check_output_dir, output_dir
+from tokengraft.assets.tokenizer_checks import verify_saved_tokenizer
 from tokengraft.errors import TokengraftError
 from tokengraft.heal import checkpoint, compat, modes, report, sources
 from tokengraft.heal.losses import collate_alm
@@ -55,8 +56,7 @@ def heal(options: HealOptions) -> HealResult:
 
 
 def _check_paths(options: HealOptions, out: Path, root: Path) -> None:
-    if out.exists() and not options.overwrite:
-        raise TokengraftError(f"output folder {out} already exists; choose another --out or pass --overwrite")
+    check_output_dir(out, overwrite=options.overwrite, inputs={"input model": options.model, "teacher": options.teacher})
     found = checkpoint.checkpoints(root)
     if options.resume and not found:
         raise TokengraftError(f"--resume found no checkpoint in {root}; run without --resume to start from step 0")
@@ -229,9 +229,17 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "train_seconds": round(train_seconds, 3), "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
-    with atomic_dir(out, overwrite=o.overwrite) as tmp:
+    saved = checkpoint.checkpoints(o.checkpoint_dir())
+    fix = (f"and continue from checkpoint {saved[-1].name} with --resume" if saved
+           else "or choose another --out")
+    need = sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
+    with output_dir(out, overwrite=o.overwrite, need_bytes=need + (8 << 20), fix=fix) as tmp:
         model.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
+        problem = verify_saved_tokenizer(tmp, run.tokenizer)  # transformers may swap in a class of its own
+        if problem:
+            logger.warning("%s", problem)
+            record["warnings"] = [*record.get("warnings", []), problem]
         for name in (sources.TRANSPLANT_FILE, sources.TOKENS_FILE):  # keep the transplant's record beside it
             if (Path(o.model) / name).is_file():
                 shutil.copy2(Path(o.model) / name, tmp / name)

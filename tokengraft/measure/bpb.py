@@ -46,6 +46,7 @@ def bits_per_byte(model: Any, tokenizer: Any, texts_or_corpus: Texts, options: E
     >>> r.bpb, r.tokens, r.bytes                                            # doctest: +SKIP
     """
     options = options or EvalOptions()
+    options.validate()
     check_vocab_fits(model, tokenizer)
     context, stride = resolve_context(model, options)
     start_token, start_id = resolve_start_token(tokenizer, options.start)

@@ -14,13 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TokengraftError(f"unknown device {name!r}; pass --device cpu or --device cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TokengraftError("device cuda was asked but torch sees no CUDA GPU here; pass --device cpu")
-    return device
+    from tokengraft.assets.weights import check_device
+
+    return check_device(name)
 
 
 @contextmanager

@@ -15,6 +15,12 @@ from tokengraft.errors import TokengraftError
 log = logging.getLogger(__name__)
 
 
+def check_repo_id(repo: str) -> None:
+    """Refuse a hub repository id that is not ``user/name``, before any work."""
+    if repo.count("/") != 1 or not all(part.strip() for part in repo.split("/")) or any(c.isspace() for c in repo):
+        raise TokengraftError(f"--push-to-hub expects a repository id like user/name, got {repo!r}")
+
+
 def push_folder(folder: str | Path, repo: str, *, public: bool = False, api: Any = None) -> str:
     """Create ``repo`` (private unless ``public``) if needed, upload ``folder``; return the repo URL.
 
@@ -23,8 +29,7 @@ def push_folder(folder: str | Path, repo: str, *, public: bool = False, api: Any
     folder = Path(folder)
     if not folder.is_dir() or not (folder / "config.json").is_file():
         raise TokengraftError(f"{folder} is not a model folder; nothing was pushed")
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise TokengraftError(f"--push-to-hub expects a repository id like user/name, got {repo!r}")
+    check_repo_id(repo)
     later = (f"the folder is complete at {folder}; push it later with: "
              f"hf upload {repo} {folder} .{'' if public else ' --private'}")
     if api is None:

@@ -136,11 +136,10 @@ def render(run: RunData) -> str:
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``folder`` to ``out`` (default ``folder/report.html``); return its path."""
+    from tokengraft.assets.outputs import write_text
+
     run = read_run(folder)
     path = Path(out) if out is not None else Path(folder) / REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(run), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, render(run), flag="--out")
     log.info("wrote %s", path)
     return path

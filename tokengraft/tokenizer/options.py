@@ -38,6 +38,18 @@ class TrainOptions:
     keep_unused_specials: bool = False  # also copy the base's <unusedN> placeholders
     show_progress: bool = True          # progress bars
 
+    def validate(self) -> None:
+        """One-line errors for options no training could use (the corpus is checked after loading)."""
+        from tokengraft.errors import TokengraftError
+
+        if self.kind not in KINDS:
+            raise TokengraftError(f"unknown tokenizer kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise TokengraftError(f"--max-bytes must be a positive number of bytes, got {self.max_bytes}; "
+                                  "leave it out to train on the whole corpus")
+        if self.min_frequency < 1:
+            raise TokengraftError(f"--min-frequency must be at least 1, got {self.min_frequency}")
+
     def transition_size(self) -> int:
         if self.transition is not None:
             return self.transition

@@ -26,6 +26,7 @@ class Inputs:
     aux_old: torch.Tensor | None = None        # (V_old, a) same space, old tokens
     aux_spec: str | None = None                # --aux: the embedder of the strings provider
     corpus_texts: Sequence[str] | None = None  # --corpus: target-language text
+    corpus: Any = None                         # the same corpus as a Corpus (ids, language), when loaded from a spec
     target_language: str | None = None         # ISO 639-1 of the corpus (the bilingual dictionary)
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -48,7 +49,8 @@ def provide(plan: InputPlan, inputs: Inputs, corr: Correspondence, old_tok: Any,
         return inputs
     request = AuxRequest(
         old_bytes=corr.old_bytes, new_bytes=corr.new_bytes, old_tokenizer=old_tok, new_tokenizer=new_tok,
-        target_texts=inputs.corpus_texts, embedder=inputs.aux_spec, target_language=inputs.target_language,
+        target_texts=inputs.corpus_texts, target_corpus=inputs.corpus, embedder=inputs.aux_spec,
+        target_language=inputs.target_language,
         pieces=corr.pieces, copied=corr.copied, model=model,
     )
     for name in todo:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokengraft.errors import TokengraftError
 from tokengraft.transplant.core import transplant_model
 from tokengraft.transplant.diagnostics import Diagnostics, format_table
 from tokengraft.transplant.embedding import donor_matrices
@@ -20,6 +19,7 @@ from tokengraft.transplant.methods.base import DONOR
 from tokengraft.transplant.options import TransplantOptions
 from tokengraft.transplant.plan import InputPlan, get_method, plan_transplant
 from tokengraft.transplant.provide import Inputs
+from tokengraft.vocab.ids import check_id_space
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def load_inputs(plan: InputPlan, options: TransplantOptions, new_tok: Any) -> In
         del donor
     if plan.corpus_spec is not None:
         corpus = load_corpus(plan.corpus_spec).truncate(plan.corpus_bytes)
-        inputs.corpus_texts, inputs.target_language = corpus.texts(), corpus.language
+        inputs.corpus, inputs.corpus_texts, inputs.target_language = corpus, corpus.texts(), corpus.language
     return inputs
 
 
@@ -58,21 +58,21 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     >>> # transplant(TransplantOptions("smollm2-135m", "out/tok-fr-bpe32k", out="out/smollm2-fr"))
     """
     from tokengraft.assets import load_model, load_tokenizer
+    from tokengraft.assets.models import check_not_causal
     from tokengraft.publish.evaluate import eval_entries, load_eval_corpora, score
     from tokengraft.publish.hub import push_folder
     from tokengraft.transplant.writer import manifest, parse_dtype, write_transplant
 
     plan = plan_transplant(options, get_method(options.method))  # fail fast: before minutes of loading
     parse_dtype(options.dtype)
-    if options.out is not None and Path(options.out).exists() and not options.overwrite:
-        raise TokengraftError(f"output folder {options.out} already exists; choose another --out or pass --overwrite")
-    if options.push_to_hub and options.out is None:
-        raise TokengraftError("--push-to-hub uploads the written folder; give --out DIR too")
-    if options.eval and options.kind != "causal":
-        raise TokengraftError("--eval scores a causal LM's bits per byte; an encoder has none")
+    options.validate()
     held = load_eval_corpora(options.eval, options.eval_max_bytes) if options.eval else []  # cheap: before loading
+    new_tok = load_tokenizer(options.tokenizer)  # cheaper than the model, and checked before it loads
+    check_id_space(new_tok, options.tokenizer, allow_gaps=options.allow_id_gaps)
+    if options.kind == "encoder":
+        check_not_causal(options.model)
     model = load_model(options.model, device=options.device, kind=options.kind)
-    old_tok, new_tok = load_tokenizer(options.model), load_tokenizer(options.tokenizer)
+    old_tok = load_tokenizer(options.model)
     before = score(model, old_tok, held) if held else {}  # the base, before it is changed in place
     inputs = load_inputs(plan, options, new_tok)
     start = time.perf_counter()

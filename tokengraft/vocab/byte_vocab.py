@@ -181,7 +181,9 @@ def build_byte_vocab(backend, declared: dict[str, int]) -> ByteVocab:
     conv = detect(backend)
     added = backend.get_added_tokens_decoder()
     model = backend.model
-    size = max([backend.get_vocab_size(with_added_tokens=True) - 1, *added.keys()]) + 1
+    # the largest id, not the count: ids may have holes (unused ids get None, like specials)
+    size = max([backend.get_vocab_size(with_added_tokens=True) - 1, *added.keys(),
+                *backend.get_vocab(with_added_tokens=False).values()]) + 1
     # model.id_to_token sees only the model vocabulary (None for added-only ids and holes)
     strings: list[str | None] = [model.id_to_token(i) for i in range(size)]
     tokens, fallback = _vocab_bytes(strings, conv)

@@ -33,6 +33,7 @@ class AuxRequest:
     old_tokenizer: Any = None                   # needed by bilingual and continuation
     new_tokenizer: Any = None                   # needed by static and bilingual
     target_texts: Sequence[str] | None = None   # the corpus: target-language text, cut to what the plan reads
+    target_corpus: Any = None                   # the same corpus as a Corpus (document ids: align parallel pages)
     source_texts: Sequence[str] | None = None   # source-language text (bilingual); None = its default corpus
     embedder: str | None = None                 # --aux: sentence embedder (strings); None = its default
     source_language: str = "en"                 # ISO 639-1, picks the bilingual dictionary
