@@ -118,4 +118,6 @@ def test_eflomal_aligns_a_tiny_synthetic_parallel_corpus():
         for i, j in pairs:
             total += 1
             correct += lexicon[s[i]] == t[j]
-    assert total > 0.8 * 5 * 400 and correct / total > 0.95
+    # eflomal's sampler is not seeded (it draws its own seed): recall varies run to run (0.80-0.93 of the
+    # 2,000 true links in 6 runs here), precision does not (1.0)
+    assert total > 0.7 * 5 * 400 and correct / total > 0.95
