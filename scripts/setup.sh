@@ -32,4 +32,10 @@ if [ -n "$missing" ]; then
   done
   rm -rf "$tmp"
 fi
+
+# 3. Convert the built-in models once (minutes the first time, then a no-op): later loads, and the
+# tests, read the cached safetensors folders.
+$PY -c "from tokengraft.assets import load_model
+for spec, kind in [('smollm2-135m', 'causal'), ('gemma3-270m', 'causal'), ('minilm-l6', 'encoder')]:
+    load_model(spec, kind=kind)"
 echo "tokengraft set-up complete (cache: $CACHE)"

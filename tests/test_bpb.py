@@ -308,12 +308,8 @@ def test_bad_input_is_one_line_error(model, tokenizer, texts, options, message):
 
 def test_smollm2_batched_equals_reference_on_real_text():
     from tokengraft.assets import load_model, load_tokenizer
-    from tokengraft.errors import MissingAssetError
 
-    try:
-        model, tok = load_model("smollm2-135m"), load_tokenizer("smollm2-135m")
-    except MissingAssetError as exc:
-        pytest.skip(str(exc))
+    model, tok = load_model("smollm2-135m"), load_tokenizer("smollm2-135m")  # missing: MissingAssetError, a failure
     text = TRAIN_TEXT[:300] + (
         "The model was trained on web pages, code and books. It predicts the next token of a text from "
         "the tokens before it, and the probability it gives to what really comes next measures how well "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import pickle
@@ -279,3 +280,25 @@ def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if not isinstance(value, torch.dtype):
         raise TokengraftError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
     return value
+
+
+# Architecture names of checkpoints with a language-model head (``--kind encoder`` refuses them).
+_CAUSAL_ARCHITECTURES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def check_not_causal(spec: str) -> None:
+    """Refuse a checkpoint with a language-model head where an encoder is meant (``--kind encoder``):
+    transplanting its bare body would silently drop the head."""
+    path = Path(spec).expanduser()
+    folder = path if path.is_dir() else model_folder(spec) if spec in BUILTIN_MODELS else None
+    if folder is None:
+        return  # a GGUF file or a hub id: not converted or fetched just for this check
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        architectures = config.get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return  # transformers reports an unreadable config itself
+    causal = [a for a in architectures if isinstance(a, str) and a.endswith(_CAUSAL_ARCHITECTURES)]
+    if causal:
+        raise TokengraftError(f"model {spec!r} is a causal LM ({causal[0]}); --kind encoder would write its body "
+                              "without the output head; use --kind causal (encoder is for models like minilm-l6)")

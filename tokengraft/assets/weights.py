@@ -17,9 +17,6 @@ from tokengraft.errors import TokengraftError, first_line as _first_line
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 # Architectures whose checkpoint carries a language-model head: loading one as a bare encoder
 # would silently drop the head, so kind="encoder" refuses them.
-_CAUSAL_ARCHITECTURES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
-
-
 def weights_file_error(path: Path) -> TokengraftError:
     """A weights file given where a model (or tokenizer) spec belongs: name the folder instead."""
     return TokengraftError(f"{path} is a weights file, not a model; give the folder that holds it and its "
@@ -38,26 +35,6 @@ def check_device(device: str | torch.device) -> torch.device:
         raise TokengraftError(f"device {target} was asked but torch sees {torch.cuda.device_count()} GPU(s); "
                               "pass --device cuda:0")
     return target
-
-
-def check_not_causal(spec: str) -> None:
-    """Refuse a checkpoint with a language-model head where an encoder is meant (``--kind encoder``):
-    transplanting its bare body would silently drop the head."""
-    from tokengraft.assets.models import BUILTIN_MODELS, model_folder
-
-    path = Path(spec).expanduser()
-    folder = path if path.is_dir() else model_folder(spec) if spec in BUILTIN_MODELS else None
-    if folder is None:
-        return  # a GGUF file or a hub id: not converted or fetched just for this check
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        architectures = config.get("architectures") or []
-    except (OSError, ValueError, AttributeError):
-        return  # transformers reports an unreadable config itself
-    causal = [a for a in architectures if isinstance(a, str) and a.endswith(_CAUSAL_ARCHITECTURES)]
-    if causal:
-        raise TokengraftError(f"model {spec!r} is a causal LM ({causal[0]}); --kind encoder would write its body "
-                              "without the output head; use --kind causal (encoder is for models like minilm-l6)")
 
 
 def check_weight_files(folder: Path) -> None:

@@ -23,7 +23,7 @@ from tokengraft.assets.cache import atomic_dir
 from tokengraft.assets.outputs import folder_bytes, write_error
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STATE_FILE, MANIFEST_FILE, FORMAT = "state.pt", "manifest.json", 1
 
@@ -63,7 +63,7 @@ def save(root: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
                           fix="and continue with --resume") from exc
     for old in checkpoints(root)[:-max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
-    log.info("checkpoint: %s", target)
+    logger.info("checkpoint: %s", target)
     return target
 
 

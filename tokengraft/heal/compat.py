@@ -39,7 +39,7 @@ def max_token_id(tokenizer: Any) -> int:
 
 def start_token_id(tokenizer: Any) -> int:
     """The token every document starts with, chosen exactly as the BPB meter chooses it."""
-    from tokengraft.measure.start import resolve_start_token
+    from tokengraft.lm.start import resolve_start_token
 
     return int(resolve_start_token(tokenizer)[1])
 

@@ -26,7 +26,7 @@ from tokengraft.heal.options import HealOptions, HealResult
 from tokengraft.heal.setup import Run, build_run, make_accelerator
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def heal(options: HealOptions) -> HealResult:
@@ -108,7 +108,7 @@ def _restore(run: Run, path: Path) -> None:
     run.stream.load_state_dict(state["data"])
     run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
     run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
-    log.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
+    logger.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
 
 
 def _optimizer_step(run: Run) -> dict[str, float]:
@@ -166,7 +166,7 @@ def _evaluate(run: Run) -> None:
                                             max_bytes=run.options.eval_max_bytes,
                                             bf16=run.accelerator.mixed_precision == "bf16")
             entry["bpb"][spec], entry["tokens_per_byte"][spec] = bpb, tpb
-        log.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
+        logger.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
         run.eval_curve.append(entry)
         model.train()
     run.accelerator.wait_for_everyone()
@@ -239,4 +239,4 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
                 shutil.copy2(Path(o.model) / name, tmp / name)
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
-    log.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+    logger.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)

@@ -1,7 +1,7 @@
 """Everything between the user's text and token ids: corpora, tokenizing, sanity checks.
 
 A document is tokenized without the tokenizer's own special tokens and then gets the one
-start token chosen by :mod:`tokengraft.measure.start`, so no document ever carries a
+start token chosen by :mod:`tokengraft.lm.start`, so no document ever carries a
 double BOS, and the bytes counted are exactly the UTF-8 bytes of the text that is scored.
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ import torch
 
 from tokengraft.assets.corpus import Corpus, Document
 from tokengraft.errors import TokengraftError
+from tokengraft.lm.head import text_config
 from tokengraft.measure.options import DEFAULT_BATCH_TOKENS, MAX_DEFAULT_CONTEXT, EvalOptions
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,13 +113,9 @@ def _warn_if_lossy(tokenizer: Any, name: str, texts: list[str], ids: list[list[i
     decoded = tokenizer.batch_decode(ids, clean_up_tokenization_spaces=False)
     lossy = sum(d != t for d, t in zip(decoded, texts))
     if lossy:
-        log.warning("corpus %s: the tokenizer does not reproduce %d of %d documents exactly "
+        logger.warning("corpus %s: the tokenizer does not reproduce %d of %d documents exactly "
                     "(normalisation or <unk>); BPB is then not over the original text", name, lossy, len(texts))
 
-
-def text_config(model: Any) -> Any:
-    config = model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
 def check_vocab_fits(model: Any, tokenizer: Any) -> None:

@@ -21,8 +21,8 @@ MAX_DEFAULT_CONTEXT = 2048
 @dataclass
 class EvalOptions:
     max_bytes: int | None = None   # score at most this many UTF-8 bytes per corpus (None: all)
-    batch_tokens: int | None = None  # token budget per batch (rows x padded length); None: 4096 on CPU, 131072 on CUDA
-    context: int | None = None     # window length in tokens; None: model max_position_embeddings, capped at 2048
+    batch_tokens: int | None = None  # token budget per batch (rows x padded length); None: DEFAULT_BATCH_TOKENS[device]
+    context: int | None = None     # window length in tokens; None: the model's max positions, at most MAX_DEFAULT_CONTEXT
     stride: int | None = None      # new tokens scored per window after the first; None: context // 2
     device: str = "cpu"            # "cpu", "cuda", "cuda:1", ...; the model is moved there
     dtype: str = "float32"         # "float32" or "bfloat16" (autocast when the weights are float32)

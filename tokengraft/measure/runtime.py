@@ -10,7 +10,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.measure.options import DTYPES, EvalOptions
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,7 +32,7 @@ def scoring(model: Any, options: EvalOptions) -> Iterator[torch.device]:
     device = resolve_device(options.device)
     weights = next(model.parameters())
     if weights.device != device and not (device.index is None and weights.device.type == device.type):
-        log.info("moving the model to %s", device)
+        logger.info("moving the model to %s", device)
         model.to(device)
     want = getattr(torch, options.dtype)
     if weights.dtype != want and not (weights.dtype == torch.float32 and want == torch.bfloat16):

@@ -25,7 +25,7 @@ from tokengraft.tokenizer.options import TrainOptions
 from tokengraft.tokenizer.superbpe import Progress
 from tokengraft.tokenizer.superbpe_train import train_superbpe
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def read_tokenizer(spec: str, what: str = "base tokenizer") -> Any:
@@ -94,7 +94,7 @@ def train_tokenizer(texts: Sequence[str], options: TrainOptions | None = None, *
     conv = resolve_conventions(options, base_tokenizer)
     texts = sample_texts(texts, options.max_bytes, options.seed)
     check_options(texts, options, conv)
-    log.info("training %s, vocab %d, on %d documents (%.1f MB)", options.kind, options.vocab_size, len(texts),
+    logger.info("training %s, vocab %d, on %d documents (%.1f MB)", options.kind, options.vocab_size, len(texts),
              sum(len(t.encode("utf-8")) for t in texts) / 1e6)
     if options.kind == "bpe":
         data = train_bpe(texts, conv, options.vocab_size, options.min_frequency, options.show_progress)
@@ -106,7 +106,7 @@ def train_tokenizer(texts: Sequence[str], options: TrainOptions | None = None, *
         progress("trained", options.vocab_size, options.vocab_size)
     tokenizer = wrap(finalize(data, conv), conv)
     if len(tokenizer) < options.vocab_size:
-        log.warning("the corpus supports only %d of the %d tokens asked for (no pair left seen %d+ times)",
+        logger.warning("the corpus supports only %d of the %d tokens asked for (no pair left seen %d+ times)",
                     len(tokenizer), options.vocab_size, options.min_frequency)
     return tokenizer
 
@@ -142,7 +142,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | Path, overwrit
         if metadata is not None:
             (tmp / "tokengraft_train.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
         verify_saved_tokenizer(tmp, tokenizer)
-    log.info("saved tokenizer to %s", out)
+    logger.info("saved tokenizer to %s", out)
     return out
 
 

@@ -17,20 +17,21 @@ import torch
 
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.diagnostics import write_token_lines
+from tokengraft.transplant.options import DTYPES
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "transplant.json"
 TOKENS = "transplant_tokens.jsonl"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def parse_dtype(name: str | None) -> torch.dtype | None:
+    """``"bfloat16"`` -> ``torch.bfloat16``; None stays None (the model's own dtype)."""
     if name is None:
         return None
     if name not in DTYPES:
         raise TokengraftError(f"unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}")
-    return DTYPES[name]
+    return getattr(torch, name)
 
 
 def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict[str, Any], diagnostics: Any,
