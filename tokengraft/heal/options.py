@@ -70,6 +70,8 @@ class HealOptions:
     device: str = "auto"                         # auto | cpu | cuda (several GPUs: accelerate launch)
     precision: str = "auto"                      # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     progress: bool = True                        # progress bar with loss, tokens/s and ETA
+    push_to_hub: str | None = None               # upload the written folder to this hub repository (user/name)
+    public: bool = False                         # make the hub repository public (default: private)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,9 +154,12 @@ class HealOptions:
             bad("--teacher is only used by --mode alm and fit; drop it or choose one of those")
         if self.mode == "fit":
             self._validate_fit(world_size, bad)
+        if self.push_to_hub is not None:
+            from tokengraft.publish.hub import check_repo_id
+
+            check_repo_id(self.push_to_hub)
         if self.out_dir().resolve() == Path(self.model).resolve():
             bad(f"--out {self.out_dir()} is the input model folder; choose another --out")
-
 
     def _validate_fit(self, world_size: int, bad: Any) -> None:
         if world_size > 1:
