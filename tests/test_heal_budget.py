@@ -6,7 +6,7 @@ import pytest
 from tokengraft.heal import budget as budget_module
 from tokengraft.heal.budget import WRITE_BASE, WRITE_RATE, Clock
 from tokengraft.heal.options import DEFAULT_FIT_SECONDS, DEFAULT_STEPS, HealOptions
-from tokengraft.heal.setup import MIN_LR_SHARE, make_schedule
+from tokengraft.heal.setup import MIN_LR_SHARE, WARMUP_BUDGET_SHARE, cosine, make_schedule
 
 
 class FakeTime:
@@ -56,8 +56,23 @@ def test_the_schedule_warms_up_in_steps_then_decays_over_the_spent_share_of_the_
     assert factor(5) == pytest.approx(MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5)
     fake_time.now += 100
     assert factor(500) == pytest.approx(MIN_LR_SHARE)
-    resumed = make_schedule(options, clock, first_step=40)  # a resumed run warms up again
+    fresh = Clock(budget=100.0)  # a resumed run has a clock of its own, and warms up again
+    fresh.begin_training()
+    resumed = make_schedule(options, fresh, first_step=40)
     assert resumed(40) == pytest.approx(1 / 3)
+
+
+def test_a_short_budget_ends_the_warm_up_after_its_share_of_the_training_time(fake_time):
+    options = HealOptions(model="m", corpus=["c"], max_seconds=100.0, warmup=10, steps=None)
+    clock = Clock(budget=100.0)
+    clock.begin_training()
+    factor = make_schedule(options, clock, first_step=0)
+    total = 100 - clock.reserve
+    assert factor(0) == pytest.approx(1 / 11)
+    fake_time.now += total * WARMUP_BUDGET_SHARE / 2  # half the warm-up time, one step done
+    assert factor(1) == pytest.approx(0.5)
+    fake_time.now += total * WARMUP_BUDGET_SHARE  # past the warm-up's time after 2 of its 10 steps
+    assert factor(2) == pytest.approx(cosine(1.5 * WARMUP_BUDGET_SHARE))
 
 
 def test_step_counts_and_budgets_combine() -> None:

@@ -31,7 +31,7 @@ TEACHER_LEN_FACTOR = 2
 class HealOptions:
     model: str                                   # transplanted model folder (or any causal LM spec)
     corpus: list[str] = field(default_factory=list)  # training corpus specs
-    mode: str = "embeddings"                     # embeddings | alm | full | lora
+    mode: str = "embeddings"                     # embeddings | fit | alm | full | lora
     teacher: str | None = None                   # ALM teacher spec; None: the base model in transplant.json
     steps: int | None = None                     # optimizer steps (default: 200, or as many as --max-seconds allows)
     tokens: int | None = None                    # training budget in student tokens; sets the number of steps

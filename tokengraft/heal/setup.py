@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 # this much of it, so that a bad teacher fails before training rather than hours into it.
 ALM_CHECK_BYTES = 64 * 2**20
 MIN_LR_SHARE = 0.1  # the cosine decay ends at this share of the peak learning rate
+# Under a wall-clock budget the warm-up also ends once this share of the training time is
+# spent: a short CPU budget may allow fewer steps than ``--warmup``, and a run that never
+# leaves its warm-up never trains at its learning rate.
+WARMUP_BUDGET_SHARE = 0.1
 
 
 def make_accelerator(options: HealOptions) -> Any:
@@ -59,16 +63,18 @@ def cosine(progress: float) -> float:
 def make_schedule(options: HealOptions, clock: Clock, first_step: int) -> Callable[[int], float]:
     """The LR factor of each step: over ``total_steps``, or under a wall-clock budget over the
     share of the training time spent (warm-up counted from ``first_step``, where this run's
-    training starts: a run resumed under a budget warms up again and decays over its own budget)."""
+    training starts: a run resumed under a budget warms up again and decays over its own budget).
+    Under a budget the warm-up ends after ``warmup`` steps or WARMUP_BUDGET_SHARE of the
+    training time, whichever comes first, and ramps with whichever of the two is further on."""
     total = options.total_steps()
     if options.budget is None:
         return lambda step: lr_factor(step, options.warmup, total)
 
     def factor(step: int) -> float:
-        done = step - first_step
-        if done < options.warmup:
-            return (done + 1) / (options.warmup + 1)
-        return cosine(clock.progress())
+        done, progress = step - first_step, clock.progress()
+        if done < options.warmup and progress < WARMUP_BUDGET_SHARE:
+            return max((done + 1) / (options.warmup + 1), progress / WARMUP_BUDGET_SHARE)
+        return cosine(progress)
 
     return factor
 
