@@ -12,6 +12,7 @@ EPILOG = """examples:
   tokengraft eval --model smollm2-135m --text libreoffice:en:heldout libreoffice:de:heldout --max-bytes 200000
   tokengraft eval --model out/smollm2-de --tokenizer out/tok-de --text notes.txt --json out/bpb.json
   tokengraft eval --model gemma3-270m --text libreoffice:fr:heldout --device cuda --dtype bfloat16 --batch-tokens 131072
+  tokengraft eval --model smollm2-135m --text libreoffice:de:heldout --dynamic --hypernet out/hn --merges 0 300 1000
 
 BPB = total negative log-likelihood in bits / UTF-8 bytes of the scored text; it stays
 comparable when the tokenizer changes. Every document starts with one start token
@@ -46,6 +47,9 @@ def register(subparsers: Any) -> None:
                    help="new tokens scored per sliding window (default: context // 2)")
     p.add_argument("--start", metavar="TOKEN", default=defaults["start"],
                    help="start token of each document: auto, bos, eos or a token (default: %(default)s)")
+    from tokengraft.cli.hypernet import add_dynamic_flags
+
+    add_dynamic_flags(p)
     p.set_defaults(func=run)
 
 
@@ -64,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     resolve_device(options.device)  # fail before minutes of model loading
+    if args.dynamic:
+        from tokengraft.cli.hypernet import run_dynamic
+
+        return run_dynamic(args, options)
     # Cheapest first, so that a bad corpus or tokenizer spec fails before the model loads.
     corpora = load_corpora(args.text, max_bytes=options.max_bytes)
     tokenizer = load_tokenizer(args.tokenizer or args.model)
