@@ -37,7 +37,8 @@ def transplant_once(args: argparse.Namespace, method: str, hypernet: str | None)
     import tokengraft.transplant.methods.hypernet  # noqa: F401  registers the method
 
     model, old_tok, new_tok = load_model(args.model), load_tokenizer(args.model), load_tokenizer(args.tokenizer)
-    inputs = gather_inputs(get_method(method), TransplantOptions(args.model, args.tokenizer, method), new_tok)
+    options = TransplantOptions(args.model, args.tokenizer, method, corpus=args.corpus if method == "graft" else None)
+    inputs = gather_inputs(get_method(method), options, new_tok)
     if hypernet is not None:
         inputs.extras["hypernet"] = load_hypernet(hypernet)
     start = time.perf_counter()
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--eval", nargs="+", required=True)
     parser.add_argument("--max-bytes", type=int, default=30_000)
     parser.add_argument("--methods", default="original,fvt,hypernet")
+    parser.add_argument("--corpus", help="graft's target-language text (default: the tokenizer's training corpus)")
     parser.add_argument("--json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -134,9 +134,8 @@ def _fixed_losses(trainer) -> dict[str, float]:
     trainer.step = 0
     rng = np.random.default_rng([99, 0])
     parts = trainer.parts(rng)
-    ids, mask = pad_pieces([p for part in parts for p in part.pieces], trainer.options.max_pieces)
     with torch.no_grad():
-        rows_in, rows_out = trainer._rows(ids, mask, trainer.net(trainer.base.old_in, trainer.base.old_out, ids, mask))
+        rows_in, rows_out = trainer.predict([p for part in parts for p in part.pieces])
     out, at = {}, 0
     for part in parts:
         n = len(part.pieces)
@@ -210,3 +209,19 @@ def test_saved_folder_records_its_base_and_refuses_to_resume_on_another(hn_world
         train_hypernet(tiny_options(hn_world, tmp_path / "hn", objectives=["recon"], steps=2))
     with pytest.raises(TokengraftError, match="not a hypernetwork folder"):
         load_hypernet(hn_world["corpus"])
+
+
+def test_max_seconds_is_the_whole_commands_budget(hn_world, tmp_path):  # noqa: F811
+    import time
+
+    start = time.perf_counter()
+    out = train_hypernet(tiny_options(hn_world, tmp_path / "hn", objectives=["recon", "head"], steps=1, max_seconds=8.0))
+    took = time.perf_counter() - start
+    record = json.loads((out / "hypernet.json").read_text())
+    assert record["steps"] > 1  # --steps is ignored under a time budget
+    assert 0 < record["loop_budget"] < 8.0 and record["train_seconds"] >= record["loop_budget"]
+    assert took < 8.0 + 3.0  # the last step may overrun a little; writing has its reserve
+    lrs = [e["lr"] for e in record["loss_curve"]]
+    assert lrs[-1] < max(lrs)  # the schedule decays over the budget
+    with pytest.raises(TokengraftError, match="spent before training starts"):
+        train_hypernet(tiny_options(hn_world, tmp_path / "hn2", objectives=["recon"], max_seconds=0.01))

@@ -44,10 +44,10 @@ class HypernetTrainOptions:
     lm_seq_len: int = 128
     lm_weight: float = 1.0
     lm_every: int = 1                            # lm: run the (costly) lm objective every N steps
-    negatives: int = 1024                        # head/lm: new tokens drawn as negatives per step
+    negatives: int = 256                         # head/lm: new tokens drawn as negatives per step
     min_vocab: int = 2000                        # sampled tokenizers: vocabulary size range
     max_vocab: int = 32000
-    tokenizer_every: int = 1                     # draw a new tokenizer every N steps
+    tokenizer_every: int = 4                     # draw a new tokenizer every N steps
     save_every: int = 100                        # steps between checkpoints (0: none)
     keep_checkpoints: int = 2
     overwrite: bool = False

@@ -3,9 +3,13 @@
 Each step draws everything random from a generator seeded by (seed, step), and the sampled
 tokenizer of a block of ``tokenizer_every`` steps from (seed, block): a checkpoint needs no
 random state, and a resumed run repeats exactly the steps an uninterrupted run takes. Under
-``accelerate launch`` every process builds the same global batch and trains on its slice.
-With ``max_seconds`` the learning-rate schedule follows the elapsed training time (kept in
-checkpoints) instead of the step count, and training stops when the budget is spent.
+``accelerate launch`` every process builds the same global batch, trains on its slice, and
+the gradients are averaged over processes after each backward pass (by hand rather than by
+DDP, because the network runs once per length bucket).
+``max_seconds`` is the whole command's wall-clock budget: loading the base, caching hidden
+states and writing the folder included. What is left after the set-up is the training
+loop's budget (kept in checkpoints, so a resumed run finishes the same budget); the
+learning-rate schedule then follows the loop's elapsed time instead of the step count.
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ from tokengraft.hypernet.textual import TokenizerView
 
 log = logging.getLogger(__name__)
 MIN_LR_SHARE = 0.1
+WRITE_RESERVE = 5.0  # seconds of a --max-seconds budget kept for writing the folder
+BUCKETS = ((0, 2), (2, 4), (4, 8), (8, 1 << 30))  # decomposition lengths predicted together
 TOKENIZER_STREAM = 1_000_003  # separates the tokenizers' seeds from the steps' seeds
 
 
@@ -42,7 +48,7 @@ class Trainer:
     options: HypernetTrainOptions
     accelerator: Any
     base: Base
-    net: Any                                   # Hypernet, DDP-wrapped under accelerate launch
+    net: Hypernet
     optimizer: Any
     texts: list[str]
     recon: Reconstruction | None = None
@@ -50,13 +56,14 @@ class Trainer:
     lm: Any = None
     step: int = 0
     elapsed: float = 0.0                       # seconds spent in training steps (all runs together)
+    budget: float | None = None                # seconds the loop may take (max_seconds minus the set-up)
     loss_curve: list[dict[str, float]] = field(default_factory=list)
     part_seconds: dict[str, float] = field(default_factory=dict)
     _views: dict[int, TokenizerView] = field(default_factory=dict)
 
     @property
     def module(self) -> Hypernet:
-        return self.accelerator.unwrap_model(self.net)
+        return self.net
 
     def view(self) -> TokenizerView:
         block = self.step // self.options.tokenizer_every
@@ -91,24 +98,18 @@ class Trainer:
         o = self.options
         if self.step < o.warmup:
             return o.lr * (self.step + 1) / (o.warmup + 1)
-        progress = self.elapsed / o.max_seconds if o.max_seconds else self.step / o.steps
+        progress = self.elapsed / self.budget if self.budget else self.step / o.steps
         return o.lr * (MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     def done(self) -> bool:
-        o = self.options
-        return self.elapsed >= o.max_seconds if o.max_seconds else self.step >= o.steps
+        return self.elapsed >= self.budget if self.budget is not None else self.step >= self.options.steps
 
     def train_step(self) -> dict[str, float]:
         o, acc = self.options, self.accelerator
         t0 = time.perf_counter()
         rng = np.random.default_rng([o.seed, self.step])
         parts = self.parts(rng)
-        pieces = [p for part in parts for p in part.pieces]
-        device = self.base.old_in.device
-        ids, mask = pad_pieces(pieces, o.max_pieces, device)
-        with acc.autocast():
-            deltas = self.net(self.base.old_in, self.base.old_out, ids, mask).float()
-        rows_in, rows_out = self._rows(ids, mask, deltas)
+        rows_in, rows_out = self.predict([p for part in parts for p in part.pieces])
         total, logs, at = 0.0, {}, 0
         for part in parts:
             n = len(part.pieces)
@@ -120,26 +121,62 @@ class Trainer:
             at += n
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        acc.backward(total)
+        total.backward()
+        self._average_gradients()
         if o.max_grad_norm > 0:
-            acc.clip_grad_norm_(self.net.parameters(), o.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), o.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.elapsed += time.perf_counter() - t0
-        entry = {"step": self.step, "seconds": round(self.elapsed, 3), "loss": float(total.detach()),
-                 "lr": self.optimizer.param_groups[0]["lr"], **logs}
+        logs["loss"] = float(total.detach())
+        entry = {"step": self.step, "seconds": round(self.elapsed, 3), "lr": self.optimizer.param_groups[0]["lr"],
+                 **self._mean_over_processes(logs)}
         self.loss_curve.append(entry)
         return entry
 
-    def _rows(self, ids: torch.Tensor, mask: torch.Tensor, deltas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """FVT means of the pieces plus the scaled deltas (every training decomposition fits ``max_pieces``)."""
-        base, std = self.base, self.module.out_std
-        weight = mask.float()[..., None] / mask.sum(1).clamp_min(1)[:, None, None]
-        d = base.d_model
-        mean_in = (base.old_in[ids] * weight).sum(1)
-        mean_out = mean_in if base.tied else (base.old_out[ids] * weight).sum(1)
-        return mean_in + deltas[:, :d] * std[:d], mean_out + deltas[:, d:] * std[d:]
+    def predict(self, pieces: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of every decomposition, the network run once per length bucket (padding costs little)."""
+        base, d = self.base, self.base.d_model
+        std = self.net.out_std
+        rows_in = base.old_in.new_zeros(len(pieces), d)
+        rows_out = base.old_in.new_zeros(len(pieces), d)
+        lengths = np.array([len(p) for p in pieces])
+        for low, high in BUCKETS:
+            which = np.nonzero((lengths > low) & (lengths <= high))[0]
+            if not len(which):
+                continue
+            ids, mask = pad_pieces([pieces[i] for i in which.tolist()], self.options.max_pieces, base.old_in.device)
+            with self.accelerator.autocast():
+                delta = self.net(base.old_in, base.old_out, ids, mask).float()
+            weight = mask.float()[..., None] / mask.sum(1).clamp_min(1)[:, None, None]
+            mean_in = (base.old_in[ids] * weight).sum(1)
+            mean_out = mean_in if base.tied else (base.old_out[ids] * weight).sum(1)
+            where = torch.as_tensor(which, device=rows_in.device)
+            rows_in = rows_in.index_put((where,), mean_in + delta[:, :d] * std[:d])
+            rows_out = rows_out.index_put((where,), mean_out + delta[:, d:] * std[d:])
+        return rows_in, rows_out
+
+    def _average_gradients(self) -> None:
+        """DDP's job by hand: the mean gradient over processes (the network runs once per bucket)."""
+        world = self.accelerator.num_processes
+        if world == 1:
+            return
+        import torch.distributed as dist
+
+        for p in self.net.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+    def _mean_over_processes(self, logs: dict[str, float]) -> dict[str, float]:
+        if self.accelerator.num_processes == 1:
+            return logs
+        keys = sorted(logs)
+        values = torch.tensor([logs[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+        values = self.accelerator.reduce(values, "mean")
+        return {k: float(v) for k, v in zip(keys, values.tolist())}
 
 
 def train_hypernet(options: HypernetTrainOptions) -> Path:
@@ -149,17 +186,23 @@ def train_hypernet(options: HypernetTrainOptions) -> Path:
     """
     from tokengraft.heal.setup import make_accelerator
 
+    start = time.perf_counter()
     options.validate()
     out, root = options.out_dir(), options.checkpoint_dir()
     _check_paths(options, out, root)
     accelerator = make_accelerator(options)
     trainer = build_trainer(options, accelerator)
+    if options.max_seconds:
+        trainer.budget = options.max_seconds - (time.perf_counter() - start) - WRITE_RESERVE
+        if trainer.budget <= 0:
+            raise TokengraftError(f"--max-seconds {options.max_seconds:g} is spent before training starts (loading and "
+                                  f"caching took {time.perf_counter() - start:.0f} s); give more seconds")
     if options.resume:
         _restore(trainer, checkpoint.checkpoints(root)[-1])
     _loop(trainer, root)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write(trainer, out)
+        _write(trainer, out, time.perf_counter() - start)
         shutil.rmtree(root, ignore_errors=True)
     accelerator.wait_for_everyone()
     return out
@@ -195,9 +238,13 @@ def build_trainer(options: HypernetTrainOptions, accelerator: Any) -> Trainer:
     net.set_base_statistics(base.old_in, base.old_out)
     net.to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    net, optimizer = accelerator.prepare(net, optimizer)
+    if accelerator.num_processes > 1:  # every process starts from the same weights
+        import torch.distributed as dist
+
+        for tensor in net.state_dict().values():
+            dist.broadcast(tensor, 0)
     trainer = Trainer(o, accelerator, base, net, optimizer, texts)
-    std = accelerator.unwrap_model(net).out_std
+    std = net.out_std
     autocast = accelerator.mixed_precision == "bf16"
     head = split_head(model)
     if "recon" in o.objectives:
@@ -225,7 +272,7 @@ def _fingerprint(options: HypernetTrainOptions) -> dict[str, Any]:
 
 def _payload(trainer: Trainer) -> dict[str, Any]:
     return {"net": trainer.module.state_dict(), "optimizer": trainer.optimizer.state_dict(), "step": trainer.step,
-            "elapsed": trainer.elapsed, "loss_curve": trainer.loss_curve, "part_seconds": trainer.part_seconds,
+            "elapsed": trainer.elapsed, "budget": trainer.budget, "loss_curve": trainer.loss_curve, "part_seconds": trainer.part_seconds,
             "fingerprint": _fingerprint(trainer.options), "base": trainer.base.fingerprint}
 
 
@@ -239,13 +286,14 @@ def _restore(trainer: Trainer, path: Path) -> None:
     trainer.module.load_state_dict(state["net"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.step, trainer.elapsed = int(state["step"]), float(state["elapsed"])
+    trainer.budget = state["budget"]  # the interrupted run's loop budget: the same schedule, finished
     trainer.loss_curve, trainer.part_seconds = list(state["loss_curve"]), dict(state["part_seconds"])
     log.info("resumed from %s (step %d, %.0f s trained)", path, trainer.step, trainer.elapsed)
 
 
 def _loop(trainer: Trainer, root: Path) -> None:
     o, acc = trainer.options, trainer.accelerator
-    total = None if o.max_seconds else o.steps
+    total = None if trainer.budget else o.steps
     bar = tqdm(total=total, initial=trainer.step, unit="step", disable=not (o.progress and acc.is_main_process))
     try:
         while not trainer.done():
@@ -262,11 +310,12 @@ def _loop(trainer: Trainer, root: Path) -> None:
         bar.close()
 
 
-def _write(trainer: Trainer, out: Path) -> None:
+def _write(trainer: Trainer, out: Path, seconds: float) -> None:
     o, base = trainer.options, trainer.base
     record = {"base_model": o.model, "base_fingerprint": base.fingerprint, "base_rows": int(base.old_in.shape[0]),
               "base_tied": base.tied, "options": o.to_json(), "steps": trainer.step,
-              "train_seconds": round(trainer.elapsed, 3), "processes": trainer.accelerator.num_processes,
+              "train_seconds": round(trainer.elapsed, 3), "loop_budget": trainer.budget,
+              "seconds_before_write": round(seconds, 3), "processes": trainer.accelerator.num_processes,
               "device": str(trainer.accelerator.device), "precision": trainer.accelerator.mixed_precision,
               "part_seconds": {k: round(v, 3) for k, v in trainer.part_seconds.items()},
               "loss_curve": trainer.loss_curve}
