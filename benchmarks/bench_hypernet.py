@@ -28,21 +28,20 @@ def score(model: Any, tokenizer: Any, corpora: list[Any]) -> dict[str, float]:
 
 
 def transplant_once(args: argparse.Namespace, method: str, hypernet: str | None) -> tuple[Any, Any, float]:
+    """The CLI's own path (plan, load, transplant), the transplant alone timed."""
     from tokengraft.assets import load_model, load_tokenizer
-    from tokengraft.hypernet import load_hypernet
-    from tokengraft.transplant.core import get_method, transplant_model
+    from tokengraft.transplant.core import transplant_model
     from tokengraft.transplant.options import TransplantOptions
-    from tokengraft.transplant.run import gather_inputs
+    from tokengraft.transplant.plan import plan_transplant
+    from tokengraft.transplant.run import load_inputs
 
-    import tokengraft.transplant.methods.hypernet  # noqa: F401  registers the method
-
+    options = TransplantOptions(args.model, args.tokenizer, method, hypernet=hypernet,
+                                corpus=args.corpus if method == "graft" else None)
+    plan = plan_transplant(options)
     model, old_tok, new_tok = load_model(args.model), load_tokenizer(args.model), load_tokenizer(args.tokenizer)
-    options = TransplantOptions(args.model, args.tokenizer, method, corpus=args.corpus if method == "graft" else None)
-    inputs = gather_inputs(get_method(method), options, new_tok)
-    if hypernet is not None:
-        inputs.extras["hypernet"] = load_hypernet(hypernet)
+    inputs = load_inputs(plan, options, new_tok)
     start = time.perf_counter()
-    model, new_tok, _ = transplant_model(model, old_tok, new_tok, method, inputs=inputs, copy_tokenizer=False)
+    model, new_tok, _ = transplant_model(model, old_tok, new_tok, plan=plan, inputs=inputs, copy_tokenizer=False)
     return model, new_tok, time.perf_counter() - start
 
 

@@ -18,7 +18,7 @@ $PIP -r scripts/assets-requirements.txt
 
 # 2. Debian text packages, unpacked into the cache without installing LibreOffice itself.
 DEBS="libreoffice-help-en-us libreoffice-help-de libreoffice-help-fr libreoffice-help-es \
-libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu"
+libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu dict-freedict-eng-fra"
 mkdir -p "$CACHE/debian"
 missing=""
 for p in $DEBS; do [ -f "$CACHE/debian/.$p.done" ] || missing="$missing $p"; done
@@ -32,4 +32,10 @@ if [ -n "$missing" ]; then
   done
   rm -rf "$tmp"
 fi
+
+# 3. Convert the built-in models once (minutes the first time, then a no-op): later loads, and the
+# tests, read the cached safetensors folders.
+$PY -c "from tokengraft.assets import load_model
+for spec, kind in [('smollm2-135m', 'causal'), ('gemma3-270m', 'causal'), ('minilm-l6', 'encoder')]:
+    load_model(spec, kind=kind)"
 echo "tokengraft set-up complete (cache: $CACHE)"

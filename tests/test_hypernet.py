@@ -93,17 +93,15 @@ def untrained_folder(world, path):
     net.set_base_statistics(base.old_in, base.old_out)
     path.mkdir()
     store.write_folder(path, net, probe(base.old_in), {"base_model": "tiny-base", "base_fingerprint": base.fingerprint})
-    return load_hypernet(path)
+    return path
 
 
-def transplant_with(world, loaded, base="base"):
-    import tokengraft.transplant.methods.hypernet  # noqa: F401  registers the method
+def transplant_with(world, folder, base="base"):
     from tokengraft.assets import load_model, load_tokenizer
     from tokengraft.transplant.core import transplant_model
-    from tokengraft.transplant.inputs import Inputs
 
     return transplant_model(load_model(world[base]), load_tokenizer(world[base]), load_tokenizer(world["newtok"]),
-                            "hypernet", inputs=Inputs(extras={"hypernet": loaded}))
+                            "hypernet", method_options={"path": str(folder)})
 
 
 def test_untrained_hypernetwork_transplants_exactly_like_fvt(hn_world, tmp_path):  # noqa: F811
@@ -123,9 +121,11 @@ def test_untrained_hypernetwork_transplants_exactly_like_fvt(hn_world, tmp_path)
 
 
 def test_a_hypernetwork_of_another_base_model_is_refused(hn_world, tmp_path):  # noqa: F811
-    loaded = untrained_folder(hn_world, tmp_path / "hn")
+    folder = untrained_folder(hn_world, tmp_path / "hn")
     with pytest.raises(TokengraftError, match="belongs to base model 'tiny-base'"):
-        transplant_with(hn_world, loaded, base="other")
+        transplant_with(hn_world, folder, base="other")
+    with pytest.raises(TokengraftError, match="needs a trained hypernetwork"):
+        transplant_with(hn_world, "")
 
 
 def _fixed_losses(trainer) -> dict[str, float]:

@@ -37,13 +37,20 @@ def test_batch_bpe_merges_the_most_frequent_pairs_first():
 def test_hypernet_train_cli_and_dynamic_eval(hn_world, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "hn"
     code = main(["hypernet", "train", "--model", str(hn_world["base"]), "--corpus", str(hn_world["corpus"]),
-                 "--objectives", "recon,head", "--steps", "3", "--out", str(out), *TINY])
+                 "--objectives", "recon", "head", "--steps", "3", "--out", str(out), *TINY])
     assert code == 0 and "3 steps" in capsys.readouterr().out
     record = json.loads((out / "hypernet.json").read_text())
     assert record["options"]["objectives"] == ["recon", "head"] and record["options"]["hidden"] == 32
     assert main(["hypernet", "train", "--model", str(hn_world["base"]), "--objectives", "lm", "--out",
                  str(tmp_path / "x")]) == 2  # lm reads text: no --corpus is a one-line error
     capsys.readouterr()
+    transplant = ["transplant", "--model", str(hn_world["base"]), "--tokenizer", str(hn_world["newtok"]),
+                  "--method", "hypernet"]
+    assert main([*transplant, "--hypernet", str(out), "--out", str(tmp_path / "t")]) == 0
+    saved = json.loads((tmp_path / "t" / "transplant.json").read_text())
+    assert saved["options"]["hypernet"] == str(out) and saved["options"]["method"] == "hypernet"
+    assert main([*transplant, "--out", str(tmp_path / "t2")]) == 2  # no --hypernet: a one-line error
+    assert "needs a trained hypernetwork" in capsys.readouterr().err and not (tmp_path / "t2").exists()
     report = tmp_path / "dyn.json"
     code = main(["eval", "--model", str(hn_world["base"]), "--text", str(hn_world["corpus"]), "--max-bytes", "4000",
                  "--dynamic", "--hypernet", str(out), "--merges", "0", "5", "40", "--segment-bytes", "400",
@@ -95,3 +102,24 @@ def test_two_cpu_processes_match_one(hn_world, tmp_path):  # noqa: F811
     one, two = load_file(str(tmp_path / "one" / "hypernet.safetensors")), load_file(str(tmp_path / "two" / "hypernet.safetensors"))
     assert json.loads((tmp_path / "two" / "hypernet.json").read_text())["processes"] == 2
     assert all(torch.allclose(one[k], two[k], atol=1e-5) for k in one)
+
+
+def test_hypernet_train_flags_are_the_options_fields_with_their_defaults():
+    import dataclasses
+
+    from tokengraft.cli.hypernet import options_from_args
+    from tokengraft.cli.main import build_parser
+    from tokengraft.hypernet.dynamic_eval import DynamicOptions
+    from tokengraft.hypernet.options import HypernetTrainOptions
+
+    args = build_parser().parse_args(["hypernet", "train", "--model", "m", "--out", "o"])
+    assert {f.name for f in dataclasses.fields(HypernetTrainOptions)} <= set(vars(args))
+    assert options_from_args(args) == HypernetTrainOptions(model="m", out="o")
+    args = build_parser().parse_args(["hypernet", "train", "--model", "m", "--out", "o", "--objectives", "recon",
+                                      "lm", "--max-seconds", "900", "--no-progress", "--corpus", "a", "b"])
+    assert options_from_args(args) == HypernetTrainOptions(model="m", out="o", objectives=["recon", "lm"],
+                                                           max_seconds=900.0, progress=False, corpus=["a", "b"])
+    args = build_parser().parse_args(["eval", "--model", "m", "--text", "x", "--dynamic", "--merges", "0", "9"])
+    from tokengraft.cli.flags import options_from_args as build
+
+    assert build(args, DynamicOptions) == DynamicOptions(merges=[0, 9])

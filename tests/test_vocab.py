@@ -278,8 +278,8 @@ LOSSLESS = ["gpt2", "cl100k", "llama3", "mistral-v3", "smollm2-135m", "gemma3-27
 
 
 def _needs(name: str) -> None:
-    if name == "gemma3-270m" and not _gemma_cached():
-        pytest.skip("gemma3-270m is not converted yet (several minutes); run test_gemma_builtin_converts with -m slow")
+    if name == "gemma3-270m":  # converting it takes minutes: scripts/setup.sh does it once, a test never does
+        assert _gemma_cached(), "gemma3-270m is not converted; run bash scripts/setup.sh"
 
 
 @pytest.mark.parametrize("name", LOSSLESS)
@@ -363,9 +363,9 @@ def test_fvt_decomposition_across_builtins():
     sample = rng.sample(items, 2000)
     out = encode_bytes_batch(smol, sample, errors="best")
     keep = set(byte_vocab(smol).byte_ids)
-    for data, ids in zip(sample, out):
-        if keep.issuperset(data):
-            assert token_bytes(smol, ids) == data
+    spellable = [(data, ids) for data, ids in zip(sample, out) if keep.issuperset(data)]
+    assert len(spellable) >= 1900  # SmolLM2 lacks 8 rare bytes: nearly every Mistral token is spellable
+    assert [token_bytes(smol, ids) for _, ids in spellable] == [data for data, _ in spellable]
 
 
 def test_literal_text_of_a_byte_level_added_token_is_not_that_token():

@@ -15,6 +15,7 @@ from tokengraft.errors import TokengraftError
 MODES = ("embeddings", "alm", "full", "lora")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
 DEFAULT_LR = {"embeddings": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}

@@ -50,8 +50,8 @@ class Base:
 
     @classmethod
     def from_model(cls, spec: str, model: Any, tokenizer: Any) -> "Base":
-        from tokengraft.measure.start import resolve_start_token
-        from tokengraft.transplant.core import check_old_vocab, embedding_modules
+        from tokengraft.lm.start import resolve_start_token
+        from tokengraft.transplant.embedding import check_old_vocab, embedding_modules
         from tokengraft.vocab import byte_vocab
 
         emb, head, tied = embedding_modules(model)

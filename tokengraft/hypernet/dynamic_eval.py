@@ -188,7 +188,7 @@ def evaluate_dynamic(base: Any, loaded: Any, texts: Sequence[str], options: Dyna
     from collections import Counter
 
     from tokengraft.errors import TokengraftError
-    from tokengraft.measure.scorer import split_head
+    from tokengraft.lm.head import split_head
 
     if options.mode not in MODES:
         raise TokengraftError(f"unknown dynamic mode {options.mode!r}; choose one of {', '.join(MODES)}")

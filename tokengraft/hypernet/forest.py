@@ -48,7 +48,7 @@ class MergeForest:
         model = json.loads(backend.to_str())["model"]
         if model.get("type") != "BPE" or not model.get("merges"):
             raise TokengraftError(f"the reconstruction objective needs a BPE base tokenizer with a merge list, "
-                                  f"got a {model.get('type')} model; train with --objectives lm,head instead")
+                                  f"got a {model.get('type')} model; train with --objectives head lm instead")
         merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
         return cls.from_merges(model["vocab"], merges)  # type: ignore[arg-type]
 

@@ -1,7 +1,7 @@
 """Options of ``tokengraft hypernet train``: one dataclass shared by the Python API and the CLI.
 
 Every field maps one-to-one onto a flag (``corpus`` onto ``--corpus CORPUS...``,
-``objectives`` onto ``--objectives recon,head``); each default is written here only.
+``objectives`` onto ``--objectives recon head``); each default is written here only.
 """
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ class HypernetTrainOptions:
     model: str                                   # base model spec (built-in name, folder, hub id)
     corpus: list[str] = field(default_factory=list)  # training text (sampled tokenizers, head and lm objectives)
     out: str | None = None                       # output folder
-    objectives: list[str] = field(default_factory=lambda: ["recon", "head"])  # any of OBJECTIVES
+    objectives: list[str] = field(default_factory=lambda: ["recon", "head"])  # what to train on: recon (base
+                                                 # rows from reduced merges), head (cached hidden states), lm (ZeTT)
     steps: int = 1000                            # optimizer steps (the schedule's length without max_seconds)
-    max_seconds: float | None = None             # wall-clock budget of the training loop; sets the schedule
+    max_seconds: float | None = None             # wall-clock budget of the whole command (loading, caching and
+                                                 # writing included); replaces --steps and sets the schedule
     lr: float = 1e-3                             # peak learning rate (AdamW)
     warmup: int = 20                             # linear warm-up steps, then cosine decay to 10%
     weight_decay: float = 0.01
@@ -74,7 +76,7 @@ class HypernetTrainOptions:
         unknown = sorted(set(self.objectives) - set(OBJECTIVES))
         if unknown or not self.objectives:
             raise TokengraftError(f"unknown or no objectives {unknown or self.objectives}; "
-                                  f"choose from {', '.join(OBJECTIVES)} (e.g. --objectives recon,head)")
+                                  f"choose from {', '.join(OBJECTIVES)} (e.g. --objectives recon head)")
         if {"head", "lm"} & set(self.objectives) and not self.corpus:
             raise TokengraftError("the head and lm objectives read text: pass --corpus CORPUS...")
         if self.precision not in PRECISIONS:

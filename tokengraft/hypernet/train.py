@@ -224,7 +224,7 @@ def build_trainer(options: HypernetTrainOptions, accelerator: Any) -> Trainer:
     from tokengraft.hypernet.forest import MergeForest
     from tokengraft.hypernet.lm import LmObjective
     from tokengraft.hypernet.textual import HeadObjective, HiddenCache
-    from tokengraft.measure.scorer import split_head
+    from tokengraft.lm.head import split_head
 
     o, device = options, accelerator.device
     texts = [d.text for c in load_corpora(o.corpus) for d in c.documents if d.text] if o.corpus else []

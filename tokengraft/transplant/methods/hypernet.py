@@ -2,72 +2,70 @@
 
 The hypernetwork reads the base model's rows of each new token's old pieces and predicts
 the token's input and output rows as corrections to FVT's piece mean; an untrained one
-gives FVT exactly. It is loaded once by the orchestrator (``--hypernet DIR``) and handed
-to the method in ``problem.extras["hypernet"]``; the method itself is a pure function of
-the problem and that network. A network trained for another base model is refused.
-Copied tokens stay copied; tokens without pieces get the fallback (default: the mean row).
-The input call computes input and output rows together and leaves the output rows in
-``extras`` for the output call, so a tied base comes out untied with both in one pass.
+gives FVT exactly. The provider ``hypernet`` (``--hypernet DIR``) loads it, checks that it
+belongs to this base model and hands it over with the base's rows in
+``problem.extras["hypernet"]`` (a :class:`HypernetInputs`); the method is then a pure
+function of the problem and that network. Input and output rows are predicted together,
+once (``prepare``), and each matrix takes its own; a tied base comes out untied. Copied
+tokens stay copied; tokens without pieces get the fallback (default: the mean row).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, empty_reason, finish, validate
 
-EXTRA = "hypernet"                 # the LoadedHypernet
-EXTRA_OUT = "hypernet:old_out"     # the base's output matrix, for a hypernetwork of an untied base
-_CACHE = "hypernet:rows_out"
+EXTRA = "hypernet"
+
+
+@dataclass
+class HypernetInputs:
+    """What the provider hands to the method: the network and the base rows it reads."""
+    loaded: Any                     # tokengraft.hypernet.store.LoadedHypernet, checked against the base
+    old_in: torch.Tensor            # (V_old, d) float32 input rows of the base
+    old_out: torch.Tensor           # (V_old, d) output rows (the same tensor when tied)
 
 
 @dataclass
 class HypernetOptions:
-    fallback: str = "mean"         # rows of tokens without pieces: "mean" | "normal"
-    block: int = 4096              # tokens per forward pass of the hypernetwork
+    fallback: str = "mean"          # rows of tokens without pieces: "mean" | "normal"
+    block: int = 4096               # tokens per forward pass of the hypernetwork
 
 
-@register("hypernet", HypernetOptions, unties=True,
-          summary="rows predicted by a trained hypernetwork (ZeTT) from the old pieces' rows; needs --hypernet DIR")
-def hypernet(problem: InitProblem, options: HypernetOptions) -> InitResult:
-    """Input and output rows from the hypernetwork in ``problem.extras['hypernet']``."""
+def predict_both(problem: InitProblem, options: HypernetOptions) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(V_new, d) input rows, output rows and sources; rows of copied and piece-less tokens are 0."""
     from tokengraft.hypernet.apply import predict_rows
 
-    validate(problem)
     check_fallback(options.fallback)
-    cached = problem.extras.pop(_CACHE, None) if problem.which == "output" else None
-    if cached is not None and cached[0] == (problem.old.shape, len(problem.pieces)):
-        rows, source = cached[1], cached[2]
-        return finish(problem, rows.to(problem.old.device), list(source), options.fallback)
-    loaded = problem.extras.get(EXTRA)
-    if loaded is None:
+    given = problem.extras.get(EXTRA)
+    if not isinstance(given, HypernetInputs):
         raise TokengraftError("method hypernet needs a trained hypernetwork: pass --hypernet DIR "
-                              "(make one with tokengraft hypernet train)")
-    old = problem.old.float()
-    if problem.which == "input":
-        loaded.check(old)
-    old_out = old
-    if loaded.net.config.untied:
-        old_out = problem.extras.get(EXTRA_OUT)
-        if old_out is None or problem.which == "output":
-            raise TokengraftError("this hypernetwork reads an untied base's input and output rows; "
-                                  "apply it through tokengraft transplant, which provides both")
-        old_out = old_out.to(old.device).float()
-    net = loaded.net.to(old.device)
+                              "(make one with: tokengraft hypernet train --model SPEC --corpus CORPUS --out DIR)")
+    old_in, old_out = given.old_in, given.old_out
     copied = problem.copied.cpu() >= 0
     todo = [t for t, p in enumerate(problem.pieces) if p and not copied[t]]
-    rows_in = torch.zeros(problem.new_size, old.shape[1], device=old.device)
-    rows_out = rows_in.clone()
+    rows_in = torch.zeros(problem.new_size, old_in.shape[1], device=old_in.device)
+    rows_out = torch.zeros_like(rows_in)
     if todo:
-        pred_in, pred_out = predict_rows(net, old, old_out, problem.pieces, todo, options.block)
-        where = torch.tensor(todo, device=old.device)
+        pred_in, pred_out = predict_rows(given.loaded.net.to(old_in.device), old_in, old_out, problem.pieces, todo,
+                                         options.block)
+        where = torch.tensor(todo, device=old_in.device)
         rows_in[where], rows_out[where] = pred_in, pred_out
     source = ["hypernet" if problem.pieces[t] else f"fallback:{empty_reason(problem, t)}"
               for t in range(problem.new_size)]
-    if problem.which == "input":
-        problem.extras[_CACHE] = ((problem.old.shape, len(problem.pieces)), rows_out.cpu(), list(source))
-        return finish(problem, rows_in, source, options.fallback)
-    return finish(problem, rows_out, source, options.fallback)
+    return rows_in, rows_out, source
+
+
+@register("hypernet", HypernetOptions, needs=Needs(extras=(EXTRA,)), unties=True, prepare=predict_both,
+          summary="rows predicted by a trained hypernetwork (ZeTT) from the old pieces' rows; needs --hypernet DIR")
+def hypernet(problem: InitProblem, options: HypernetOptions) -> InitResult:
+    """The input or output rows that ``predict_both`` computed once for both matrices."""
+    validate(problem)
+    rows_in, rows_out, source = problem.shared if problem.shared is not None else predict_both(problem, options)
+    rows = rows_in if problem.which == "input" else rows_out
+    return finish(problem, rows.to(problem.old.device).clone(), list(source), options.fallback)
