@@ -131,6 +131,12 @@ def _builtin_parts(spec: str) -> _Builtin | None:
     return _Builtin(head, parts[0], split)
 
 
+def corpus_language(spec: str | os.PathLike[str] | None) -> str | None:
+    """The language of a built-in corpus spec without loading it (``libreoffice:fr:heldout`` -> ``fr``)."""
+    builtin = _builtin_parts(str(spec)) if spec else None
+    return _language(builtin) if builtin else None
+
+
 def _language(spec: _Builtin) -> str | None:
     """``libreoffice:pt-br`` -> ``pt``; a bible's own language; code has none."""
     if spec.kind == "libreoffice":

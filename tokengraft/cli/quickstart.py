@@ -54,6 +54,8 @@ def options_from_args(args: argparse.Namespace) -> QuickstartOptions:
 def run(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora, load_corpus, load_model, load_tokenizer
     from tokengraft.measure import EvalOptions, bits_per_byte
+    from tokengraft.publish.evaluate import eval_entries, record_eval
+    from tokengraft.report import write_report
     from tokengraft.tokenizer import train_to_folder
     from tokengraft.transplant import TransplantOptions, transplant
 
@@ -86,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         after = bits_per_byte(result.model, result.tokenizer, corpus, options)
         rows.append((corpus.name, before, after))
     print(_table(o.model, rows))
+    before = {name: {"bpb": b.bpb, "tokens_per_byte": b.tokens_per_byte, "bytes": b.bytes} for name, b, _ in rows}
+    after = {name: {"bpb": a.bpb, "tokens_per_byte": a.tokens_per_byte, "bytes": a.bytes} for name, _, a in rows}
+    record_eval(model_dir, eval_entries(before, after))  # into transplant.json and the model card
+    print(f"      report: {write_report(model_dir)}", flush=True)
 
     print("[4/4] sample generation from the new model:", flush=True)
     print(_sample(result.model, result.tokenizer, _PROMPTS.get(o.language, "LibreOffice")))

@@ -216,6 +216,9 @@ def _peak_memory(run: Run) -> int:
 
 
 def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> None:
+    from tokengraft.publish.card import write_card
+    from tokengraft.publish.hub import push_folder
+
     o = run.options
     model = modes.finalize(run.accelerator.unwrap_model(run.model))
     record = {
@@ -233,10 +236,16 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
     with output_dir(out, overwrite=o.overwrite, need_bytes=need + (8 << 20), fix=fix) as tmp:
         model.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
-        verify_saved_tokenizer(tmp, run.tokenizer)
+        problem = verify_saved_tokenizer(tmp, run.tokenizer)  # transformers may swap in a class of its own
+        if problem:
+            logger.warning("%s", problem)
+            record["warnings"] = [*record.get("warnings", []), problem]
         for name in (sources.TRANSPLANT_FILE, sources.TOKENS_FILE):  # keep the transplant's record beside it
             if (Path(o.model) / name).is_file():
                 shutil.copy2(Path(o.model) / name, tmp / name)
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
+        write_card(tmp, name=out.name)
     logger.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+    if o.push_to_hub:
+        push_folder(out, o.push_to_hub, public=o.public)

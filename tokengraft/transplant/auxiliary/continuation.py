@@ -88,7 +88,7 @@ def continuation(model: Any, old_tok: Any, pieces: Sequence[Sequence[int]], copi
         with torch.no_grad():
             ids = torch.tensor([prefix], device=device)
             cache = _new_cache(model)
-            out = body(input_ids=ids, past_key_values=cache, use_cache=True)
+            out = body(input_ids=ids, use_cache=True, **_cache_kwarg(body, cache))
             states.append(out[0][0].float())
             stems = _stems(chosen, pieces)
             for batch in tqdm(_batches(list(stems), head.weight.shape[0], options.batch_size),
@@ -145,7 +145,16 @@ def _after_prefix(body: Any, cache: Any, x: torch.Tensor, offset: int) -> torch.
     batch = copy.deepcopy(cache)
     batch.batch_repeat_interleave(x.shape[0])
     positions = torch.arange(offset, offset + x.shape[1], device=x.device).expand(x.shape[0], -1)
-    return body(input_ids=x, past_key_values=batch, position_ids=positions, use_cache=True)[0]
+    return body(input_ids=x, position_ids=positions, use_cache=True, **_cache_kwarg(body, batch))[0]
+
+
+def _cache_kwarg(body: Any, cache: Any) -> dict[str, Any]:
+    """``{"cache": cache}`` where the forward takes that name (transformers >= 5.2x, which deprecates
+    ``past_key_values`` with a warning on every call), else ``{"past_key_values": cache}``."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+    return {name: cache}
 
 
 def _stems(tokens: list[int], pieces: Sequence[Sequence[int]]) -> dict[tuple[int, ...], list[int]]:
