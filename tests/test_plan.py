@@ -32,6 +32,7 @@ def test_every_method_plans_with_everything_given():
         "wechsel": ("bilingual", ("bilingual",), "required", None),
         # graft reads only the first tokens of the corpus, for its continuations' context
         "graft": ("strings", ("strings", "continuation"), "optional", 64 * MAX_TOKEN_BYTES),
+        "hypernet": (None, ("hypernet",), "none", None),  # the trained network, from --hypernet DIR
         "transtok": (None, ("parallel",), "optional", None),  # the corpus's English pages, or two files
     }
 

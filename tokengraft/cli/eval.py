@@ -12,6 +12,7 @@ EPILOG = """examples:
   tokengraft eval --model smollm2-135m --text libreoffice:en:heldout libreoffice:de:heldout --max-bytes 200000
   tokengraft eval --model out/smollm2-de --tokenizer out/tok-de --text notes.txt --json out/bpb.json
   tokengraft eval --model gemma3-270m --text libreoffice:fr:heldout --device cuda --dtype bfloat16 --batch-tokens 131072
+  tokengraft eval --model smollm2-135m --text libreoffice:de:heldout --dynamic --hypernet out/hn --merges 0 300 1000
 
 BPB = total negative log-likelihood in bits / UTF-8 bytes of the scored text; it stays
 comparable when the tokenizer changes. Every document starts with one start token
@@ -35,6 +36,9 @@ def register(subparsers: Any) -> None:
                    help="corpora: built-in name (libreoffice:en:heldout), file, folder, glob or jsonl/parquet")
     p.add_argument("--json", metavar="OUT", help="also write every result as JSON to this file")
     add_option_flags(p, EvalOptions, choices={"dtype": DTYPES}, metavars={"device": "DEVICE", "start": "TOKEN"})
+    from tokengraft.cli.hypernet import add_dynamic_flags
+
+    add_dynamic_flags(p)
     p.set_defaults(func=run)
 
 
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     options.validate()  # fail before minutes of model loading
     if args.json:
         check_output_file(args.json, flag="--json")  # before the scoring whose results it would lose
+    if args.dynamic:
+        from tokengraft.cli.hypernet import run_dynamic
+
+        return run_dynamic(args, options)
     # Cheapest first, so that a bad corpus or tokenizer spec fails before the model loads.
     corpora = load_corpora(args.text, max_bytes=options.max_bytes)
     check_scorable(corpora)
