@@ -152,7 +152,8 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             if heal_json.exists():
                 heal_record = json.loads(heal_json.read_text())
                 record.update({k: heal_record.get(k) for k in ("steps", "tokens_seen", "budget_seconds", "seconds")})
-            scores[key] = record
+            # another score process (other --methods) may have written meanwhile: keep its keys
+            scores = {**(json.loads(path.read_text()) if path.exists() else {}), key: record}
             path.write_text(json.dumps(scores, indent=1))
             print(key, {k: round(v["bpb"], 4) for k, v in record["scores"].items()}, flush=True)
 
