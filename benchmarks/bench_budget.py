@@ -128,8 +128,10 @@ def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: i
     return out
 
 
-def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int, jobs: int) -> None:
-    """BPB of every folder not scored yet on these bytes; ``jobs`` processes of one thread each."""
+def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int, jobs: int,
+                only: set[str] | None = None) -> None:
+    """BPB of every folder not scored yet on these bytes (of the keys in ``only``, when given);
+    ``jobs`` processes of one thread each."""
     from concurrent.futures import ProcessPoolExecutor
 
     path = root / "scores.json"
@@ -141,7 +143,8 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             folder = start_folder(pair, start, root) if budget == 0 else str(root / f"{method}-{budget}")
             if budget == 0 or Path(folder, "heal.json").exists():
                 todo[f"{method}-{budget}"] = folder
-    todo = {k: f for k, f in todo.items() if not (k in scores and scores[k].get("max_bytes") == max_bytes)}
+    todo = {k: f for k, f in todo.items() if not (k in scores and scores[k].get("max_bytes") == max_bytes)
+            and (only is None or k in only)}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {key: pool.submit(score_folder, folder, pair.evals, max_bytes, 1 if jobs > 1 else 0)
                    for key, folder in todo.items()}
@@ -207,6 +210,8 @@ def main() -> None:
     p.add_argument("--root", default=None, help=f"folder of the runs (default: {ROOT}/<pair>)")
     p.add_argument("--plot", default=None, help="PNG of ratio against seconds (table stage)")
     p.add_argument("--jobs", type=int, default=1, help="score stage: folders scored at once (one thread each)")
+    p.add_argument("--only", default=None, help="score stage: only these keys (e.g. original,default-0), so that "
+                   "two score processes split the folders")
     p.add_argument("--side-by-side", action="store_true",
                    help="train stage: two runs at a time (in the order budget, method), one torch thread each")
     args = p.parse_args()
@@ -223,7 +228,8 @@ def main() -> None:
     elif args.stage == "train":
         stage_train(pair, root, methods, budgets, args.side_by_side)
     elif args.stage == "score":
-        stage_score(pair, root, methods, budgets, args.max_bytes, args.jobs)
+        stage_score(pair, root, methods, budgets, args.max_bytes, args.jobs,
+                    set(args.only.split(",")) if args.only else None)
     else:
         stage_table(pair, root, methods, budgets, args.plot)
 
