@@ -20,6 +20,7 @@ comparable when the tokenizer changes. Every document starts with one start toke
 
 
 def register(subparsers: Any) -> None:
+    from tokengraft.cli.eval_bytes import EPILOG as BYTES_EPILOG, register_flags as register_byte_flags
     from tokengraft.measure.options import DTYPES, EvalOptions
 
     defaults = {f.name: f.default for f in fields(EvalOptions)}
@@ -27,10 +28,11 @@ def register(subparsers: Any) -> None:
         "eval", help="measure bits per byte of a model on text",
         description="Score every document of each corpus with the model and print bytes, tokens, "
                     "tokens per byte, bits per byte (BPB), time and tokens/s per corpus.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG + "\n" + BYTES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", metavar="SPEC", required=True, help="built-in name, model folder, GGUF file or hub id")
-    p.add_argument("--tokenizer", metavar="SPEC", help="tokenizer spec (default: the model's own)")
+    p.add_argument("--model", metavar="SPEC", required=True, action="append",
+                   help="built-in name, model folder, GGUF file or hub id (several with --bytes: their mixture)")
+    p.add_argument("--tokenizer", metavar="SPEC", action="append", help="tokenizer spec (default: the model's own)")
     p.add_argument("--text", metavar="CORPUS", nargs="+", required=True,
                    help="corpora: built-in name (libreoffice:en:heldout), file, folder, glob or jsonl/parquet")
     p.add_argument("--max-bytes", type=int, metavar="N", default=defaults["max_bytes"],
@@ -46,6 +48,7 @@ def register(subparsers: Any) -> None:
                    help="new tokens scored per sliding window (default: context // 2)")
     p.add_argument("--start", metavar="TOKEN", default=defaults["start"],
                    help="start token of each document: auto, bos, eos or a token (default: %(default)s)")
+    register_byte_flags(p)
     p.set_defaults(func=run)
 
 
@@ -63,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
     from tokengraft.measure.runtime import resolve_device
 
     options = options_from_args(args)
+    if args.bytes:
+        from tokengraft.cli.eval_bytes import run_bytes
+
+        return run_bytes(args, options)
+    if args.weights or len(args.model) > 1:
+        from tokengraft.errors import TokengraftError
+
+        raise TokengraftError("several --model and --weights mix models byte by byte; add --bytes")
+    args.model, args.tokenizer = args.model[0], (args.tokenizer or [None])[-1]
     resolve_device(options.device)  # fail before minutes of model loading
     # Cheapest first, so that a bad corpus or tokenizer spec fails before the model loads.
     corpora = load_corpora(args.text, max_bytes=options.max_bytes)
