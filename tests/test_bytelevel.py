@@ -232,3 +232,49 @@ def test_bad_options_are_user_errors(bpe):
     tok, model = bpe
     with pytest.raises(TokengraftError, match="threshold"):
         ByteModel(model, tok, ByteOptions(threshold=0.9))
+
+
+def test_prompt_boundary_schemes_against_enumeration(bpe):
+    from tokengraft.bytelevel.boundary import continuation_logprobs
+
+    tok, model = bpe
+    bm = ByteModel(model, tok, EXACT)
+    prompt, target = b"r Fu", b"chs"
+    vocab = byte_vocab(tok)
+    with torch.inference_mode():
+        got = continuation_logprobs(bm, prompt, target)
+        ids = bm.canonical(prompt)
+        as_is = ReferenceByteModel(model, vocab.tokens, [bm.start_id, *ids])
+        assert got["as_is"] == pytest.approx(math.log(as_is.prefix_prob(target)), abs=1e-5)
+        # healing: drop the last token r, the next token must start with r's bytes
+        r = vocab.tokens[ids[-1]]
+        healed = ReferenceByteModel(model, vocab.tokens, [bm.start_id, *ids[:-1]])
+        q = healed.next_token_probs(())
+        first = [v for v, t in enumerate(vocab.tokens) if t and t.startswith(r)]
+        norm = q[first].sum().item()
+        total = 0.0
+        for v in first:
+            t = vocab.tokens[v]
+            if t.startswith(r + target):
+                total += q[v].item()
+            elif (r + target).startswith(t):
+                rest = ReferenceByteModel(model, vocab.tokens, [bm.start_id, *ids[:-1], v])
+                total += q[v].item() * rest.prefix_prob((r + target)[len(t):])
+        assert got["healing"] == pytest.approx(math.log(total / norm), abs=1e-5)
+        assert got["bytes"] == pytest.approx(bm.log_prob(target, prefix=prompt), abs=1e-9)
+        full = ReferenceByteModel(model, vocab.tokens, [bm.start_id])
+        assert got["bytes"] == pytest.approx(math.log(full.prefix_prob(prompt + target) / full.prefix_prob(prompt)),
+                                             abs=1e-4)
+
+
+def test_prompt_tail_keeps_the_text_and_nearly_the_distribution(bpe):
+    tok, model = bpe
+    prompt = b"Bits per byte compare language models across tokenizers. A tok"
+    with torch.inference_mode():
+        full = ByteModel(model, tok, ByteOptions(prompt_tail=None)).start(prompt)
+        short = ByteModel(model, tok, ByteOptions(prompt_tail=16)).start(prompt)
+        assert short.text == full.text == prompt
+        assert len(short.lattice.text) < len(prompt)
+        assert (short.distribution() - full.distribution()).abs().sum().item() < 0.2
+        short.append(b"e")
+        assert short.text == prompt + b"e"

@@ -12,7 +12,7 @@ from typing import Any
 
 @dataclass
 class ByteOptions:
-    threshold: float = 1e-3    # prune a tokenization whose share of the prefix probability where it ends is below this
+    threshold: float = 1e-2    # prune a tokenization whose share of the prefix probability where it ends is below this
     max_depth: int = 4         # scoring: a tokenization more than this many tokens off the canonical one ...
     deep_threshold: float = 0.05  # ... is followed only while its share is at least this
     prompt_tail: int | None = 128  # prompts: tokenizations are explored over their last this many bytes (the ones
