@@ -1,143 +1,113 @@
-"""Time tokengraft's batched OMP at a realistic size and extrapolate to a whole vocabulary.
+"""Time tokengraft's OMP against mergekit-tokensurgeon's on the same targets, and compare their outputs.
 
-The default shape is SmolLM2-135M -> Gemma-3's tokenizer with Gemma-3-270M as donor: 45,571
-shared tokens as atoms of width 640, 216,573 new tokens to approximate. A few thousand targets
-are timed and the time is scaled linearly to ``--total`` (batches are independent, so the
-cost is linear in the number of targets). Prints one table row per (implementation, k, batch).
+Default data: the real transplant SmolLM2-135M -> Gemma-3's tokenizer with Gemma-3-270M as donor.
+Atoms are the donor rows of the shared tokens (45,571 x 640), targets the donor rows of the new
+tokens (216,573); the transferred rows are combinations of SmolLM2's own rows of the shared tokens.
+A seeded random subset of ``--targets`` new tokens is timed per tool and the time is scaled
+linearly to all of them (batches are independent, so the cost is linear in the number of targets).
 
-    python3 benchmarks/bench_omp.py --targets 1024 --k 8,16,64 --batch 256,512,1024
-    python3 benchmarks/bench_omp.py --matrix gemma.gguf        # real rows (token_embd.weight) or a .npy
-    python3 benchmarks/bench_omp.py --mergekit                 # also time mergekit's batch_omp
+    python3 benchmarks/bench_omp.py --targets 2048 --k 8,64                  # tokengraft only
+    /work/venvs/mergekit/bin/python benchmarks/bench_omp.py --mergekit ...   # + mergekit 0.1.5
 
-``same atoms`` and ``median row cos`` compare a run with tokengraft's on the first ``--check``
-targets: the share of the same atoms, and the median cosine between the rows each transfers
-onto a random "old" matrix (the issue's agreement test with mergekit uses that statistic).
-``sel. GFLOPS`` is the useful work of a run, the selection matmuls (2 k N e flops per target),
-divided by its time: next to the machine's plain fp32 matmul rate (printed at the start) it
-shows how close a run is to the floor an exact pursuit cannot go below. On a shared machine
-both move with the load, so compare rows run side by side.
+(``/work/venvs/mergekit``: ``python3 -m venv --system-site-packages`` + ``pip install --no-deps
+mergekit==0.1.5 immutables click pydantic``; it sees the system's torch and, run from the repository
+root, this checkout.) ``--random`` uses Gaussian rows of the same shape instead of the real pair.
+
+Columns: seconds per 1k targets, extrapolated minutes for all targets, mean relative residual in
+the donor space, the share of targets whose chosen atoms equal the first row's tool (``identical``),
+and the median / minimum cosine between each tool's transferred rows and the first row's.
 """
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
-from tokengraft.transplant.methods.omp import omp_batched
+from tokengraft.transplant.methods.omp_batch import Dictionary, omp_batched
 
 
-def load_matrix(path: str) -> torch.Tensor:
-    if path.endswith(".npy"):
-        import numpy as np
+def real_pair(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(atoms (N, e), targets (T, e), old rows of the atoms (N, d)) for SmolLM2 -> Gemma-3."""
+    from tokengraft.assets import load_model, load_tokenizer
+    from tokengraft.transplant.correspondence import build_correspondence
 
-        return torch.from_numpy(np.load(path)).float()
-    import gguf
-    from gguf.quants import dequantize
+    old_tok, new_tok = load_tokenizer(args.base), load_tokenizer(args.donor)
+    base, donor = load_model(args.base), load_model(args.donor)
+    old = base.get_input_embeddings().weight.detach().float()
+    space = donor.get_input_embeddings().weight.detach().float()[: len(new_tok)]
+    corr = build_correspondence(old_tok, new_tok, old_size=old.shape[0])
+    usable = space.norm(dim=1) > 0
+    shared = ((corr.copied >= 0) & usable).nonzero().squeeze(1)
+    wanted = ((corr.copied < 0) & usable).nonzero().squeeze(1)
+    order = torch.randperm(wanted.numel(), generator=torch.Generator().manual_seed(args.seed))
+    args.total = wanted.numel()
+    subset = wanted[order[: args.targets]]
+    return space[shared].contiguous(), space[subset].contiguous(), old[corr.copied[shared]].contiguous()
 
-    for tensor in gguf.GGUFReader(path).tensors:
-        if tensor.name == "token_embd.weight":
-            return torch.from_numpy(dequantize(tensor.data, tensor.tensor_type)).float()
-    raise SystemExit(f"{path} has no token_embd.weight")
 
-
-def make_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
-    """(atoms (N, e), targets (T, e)): random Gaussian rows, or disjoint random rows of a real matrix."""
+def random_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(args.seed)
-    n_targets = max(args.targets, args.check)
-    if not args.matrix:
-        # anisotropic like real embeddings: column scales fall off slowly
-        scale = (1.0 + torch.arange(args.dim) / 32.0).rsqrt()
-        atoms = torch.randn(args.atoms, args.dim, generator=g) * scale
-        return atoms, torch.randn(n_targets, args.dim, generator=g) * scale
-    matrix = load_matrix(args.matrix)
-    matrix = matrix[matrix.norm(dim=1) > 0]
-    order = torch.randperm(matrix.shape[0], generator=g)
-    return matrix[order[: args.atoms]].contiguous(), matrix[order[args.atoms: args.atoms + n_targets]].contiguous()
+    scale = (1.0 + torch.arange(640) / 32.0).rsqrt()  # anisotropic, like real embeddings
+    atoms = torch.randn(45_571, 640, generator=g) * scale
+    return atoms, torch.randn(args.targets, 640, generator=g) * scale, torch.randn(45_571, 576, generator=g)
 
 
-def gflops(dim: int, atoms: int) -> float:
-    a, b = torch.randn(512, dim), torch.randn(atoms, dim)
-    a @ b.T
+def run_tokengraft(targets, atoms, k, batch, selection):
     start = time.perf_counter()
-    a @ b.T
-    return 2 * 512 * dim * atoms / (time.perf_counter() - start) / 1e9
+    dictionary = Dictionary(atoms)  # includes the bfloat16 copy: part of the cost
+    fits = [omp_batched(targets[i:i + batch], dictionary, k, selection=selection)
+            for i in range(0, targets.shape[0], batch)]
+    return time.perf_counter() - start, torch.cat([f.indices for f in fits]), torch.cat([f.coef for f in fits])
 
 
-def run(targets, atoms, k, batch) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
+def run_mergekit(targets, atoms, k, batch, selection):
+    from mergekit.tokensurgeon.omp import batch_omp
+
     start = time.perf_counter()
-    idx, coef, res = [], [], []
-    for first in range(0, targets.shape[0], batch):
-        fit = omp_batched(targets[first:first + batch], atoms, k)
-        idx.append(fit.indices), coef.append(fit.coef), res.append(fit.residual)
-    return time.perf_counter() - start, torch.cat(idx), torch.cat(coef), torch.cat(res)
-
-
-def run_mergekit(targets, atoms, k, batch):
-    try:
-        from mergekit.tokensurgeon.omp import batch_omp
-    except ImportError:
-        raise SystemExit("--mergekit needs: pip install --no-deps mergekit && pip install immutables click")
-    start = time.perf_counter()
-    idx, coef = [], []
-    for first in range(0, targets.shape[0], batch):
-        i, c = batch_omp(targets[first:first + batch], atoms, k)
-        idx.append(i), coef.append(c)
-    idx, coef = torch.cat(idx), torch.cat(coef)
-    approx = torch.bmm(coef.unsqueeze(1), atoms[idx]).squeeze(1)
-    res = (targets - approx).norm(dim=1) / targets.norm(dim=1)
-    return time.perf_counter() - start, idx, coef, res
-
-
-def fidelity(ref: tuple[torch.Tensor, torch.Tensor], other: tuple[torch.Tensor, torch.Tensor],
-             old: torch.Tensor) -> tuple[float, float]:
-    n = ref[0].shape[0]
-    same = sum(len(set(a) & set(b)) for a, b in zip(ref[0].tolist(), other[0][:n].tolist())) / ref[0].numel()
-    rows_ref = torch.bmm(ref[1].unsqueeze(1), old[ref[0]]).squeeze(1)
-    rows = torch.bmm(other[1][:n].unsqueeze(1), old[other[0][:n]]).squeeze(1)
-    return same, float(torch.cosine_similarity(rows_ref, rows, dim=1).median())
+    out = [batch_omp(targets[i:i + batch], atoms, k) for i in range(0, targets.shape[0], batch)]
+    return time.perf_counter() - start, torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--atoms", type=int, default=45_571)
-    p.add_argument("--dim", type=int, default=640)
-    p.add_argument("--total", type=int, default=216_573, help="targets to extrapolate to")
-    p.add_argument("--targets", type=int, default=1024, help="targets actually timed")
-    p.add_argument("--k", default="8,16,64")
-    p.add_argument("--batch", default="256,512,1024")
-    p.add_argument("--check", type=int, default=256, help="targets compared between implementations")
-    p.add_argument("--matrix", default="", help=".gguf (token_embd.weight) or .npy rows instead of random data")
-    p.add_argument("--mergekit", action="store_true", help="also time mergekit.tokensurgeon.omp.batch_omp")
+    p.add_argument("--base", default="smollm2-135m")
+    p.add_argument("--donor", default="gemma3-270m")
+    p.add_argument("--random", action="store_true", help="Gaussian rows of the real pair's shape")
+    p.add_argument("--targets", type=int, default=2048, help="new tokens timed (a seeded random subset)")
+    p.add_argument("--k", default="8,64")
+    p.add_argument("--batch", type=int, default=512, help="targets per batch (mergekit's default is 512)")
+    p.add_argument("--mergekit", action="store_true", help="also run mergekit.tokensurgeon.omp.batch_omp")
+    p.add_argument("--exact", action="store_true", help="also run tokengraft's float32-scan selection")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    args.check = min(args.check, args.targets)
     if args.threads:
         torch.set_num_threads(args.threads)
-    atoms, targets = make_data(args)
-    old = torch.randn(atoms.shape[0], 576, generator=torch.Generator().manual_seed(args.seed + 1))
-    data = Path(args.matrix).name if args.matrix else "random"
-    print(f"data {data}: {atoms.shape[0]} atoms x {atoms.shape[1]}, timing {args.targets} targets, "
-          f"extrapolating to {args.total}; {torch.get_num_threads()} threads; "
-          f"fp32 matmul now {gflops(atoms.shape[1], atoms.shape[0]):.0f} GFLOPS")
-    print("| impl | k | batch | s / 1k targets | total (min) | sel. GFLOPS | mean rel. residual | same atoms |"
-          " median row cos |")
+    args.total = 216_573
+    atoms, targets, old = random_data(args) if args.random else real_pair(args)
+    print(f"data {'random' if args.random else args.base + ' -> ' + args.donor}: {atoms.shape[0]} atoms x "
+          f"{atoms.shape[1]}, timing {targets.shape[0]} of {args.total} targets, batch {args.batch}, "
+          f"{torch.get_num_threads()} threads")
+    impls = [("mergekit", run_mergekit, None)] if args.mergekit else []
+    impls += [("tokengraft", run_tokengraft, "screened")]
+    impls += [("tokengraft exact", run_tokengraft, "exact")] if args.exact else []
+    print("| tool | k | s / 1k targets | all targets (min) | speed-up | mean rel. residual | identical |"
+          " median row cos | min row cos |")
     print("|---|---|---|---|---|---|---|---|---|")
-    timed = targets[: args.targets]
-    impls = ["tokengraft", "mergekit"] if args.mergekit else ["tokengraft"]
     for k in (int(x) for x in args.k.split(",")):
-        ours = None
-        for batch in (int(x) for x in args.batch.split(",")):
-            for impl in impls:
-                seconds, idx, coef, res = (run_mergekit if impl == "mergekit" else run)(timed, atoms, k, batch)
-                ours = ours or (idx[: args.check], coef[: args.check])
-                same, cos = fidelity(ours, (idx, coef), old)
-                per_k = seconds / timed.shape[0] * 1000
-                rate = 2 * k * atoms.shape[0] * atoms.shape[1] * timed.shape[0] / seconds / 1e9
-                print(f"| {impl} | {k} | {batch} | {per_k:.2f} | {per_k * args.total / 1000 / 60:.1f} | {rate:.1f} | "
-                      f"{float(res.mean()):.4f} | {same:.3f} | {cos:.5f} |", flush=True)
+        first = None
+        for name, fn, selection in impls:
+            seconds, idx, coef = fn(targets, atoms, k, args.batch, selection)
+            approx = torch.bmm(coef.unsqueeze(1), atoms[idx]).squeeze(1)
+            residual = float(((targets - approx).norm(dim=1) / targets.norm(dim=1)).mean())
+            rows = torch.bmm(coef.unsqueeze(1), old[idx]).squeeze(1)
+            first = first or (seconds, idx, rows)
+            same = float((torch.sort(idx, 1).values == torch.sort(first[1], 1).values).all(1).float().mean())
+            cos = torch.cosine_similarity(rows, first[2], dim=1)
+            per_k = seconds / targets.shape[0] * 1000
+            print(f"| {name} | {k} | {per_k:.2f} | {per_k * args.total / 1000 / 60:.1f} | {first[0] / seconds:.1f}x |"
+                  f" {residual:.4f} | {same:.3f} | {float(cos.median()):.6f} | {float(cos.min()):.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ $PIP -r scripts/assets-requirements.txt
 
 # 2. Debian text packages, unpacked into the cache without installing LibreOffice itself.
 DEBS="libreoffice-help-en-us libreoffice-help-de libreoffice-help-fr libreoffice-help-es \
-libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu"
+libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu dict-freedict-eng-fra"
 mkdir -p "$CACHE/debian"
 missing=""
 for p in $DEBS; do [ -f "$CACHE/debian/.$p.done" ] || missing="$missing $p"; done

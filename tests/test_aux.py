@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.auxiliary import AuxRequest, StaticOptions, StringEmbedOptions, provide_aux, static_token_embeddings
+from tokengraft.transplant.auxiliary import AuxRequest, BilingualOptions, StaticOptions, StringEmbedOptions, provide_aux, static_token_embeddings
 from tokengraft.transplant.auxiliary.static import cooccurrence, encode_texts, ppmi, randomized_svd, static_embeddings_from_ids
 from tokengraft.transplant.auxiliary.strings import embed_strings, load_embedder, string_embeddings, token_strings
 from tokengraft.transplant.methods.base import InitProblem
@@ -124,7 +124,7 @@ def test_wechsel_provider_aligns_identical_tokens(tiny_tokenizer, tmp_path):
     byte_list = [tiny_tokenizer.id_to_token(i).encode() for i in range(vocab)]
     request = AuxRequest(old_bytes=byte_list, new_bytes=byte_list, old_tokenizer=tiny_tokenizer,
                          new_tokenizer=tiny_tokenizer, target_texts=grammar_texts(), source_texts=grammar_texts(),
-                         static=SMALL, cache=str(tmp_path))
+                         static=SMALL, cache=str(tmp_path), bilingual=BilingualOptions(space="tokens", seed_pairs="identical"))
     aux = provide_aux("wechsel", request)
     assert aux.old.shape == aux.new.shape == (vocab, 8)
     ok = has_vector(aux.new)
@@ -157,3 +157,4 @@ def test_minilm_string_embeddings_real_model(tmp_path, monkeypatch):
     assert len(calls) == 1 and aux.new.shape == (2, 384) and aux.old.shape == (3, 384)
     torch.testing.assert_close(aux.new[0], vectors[5], atol=1e-5, rtol=0)
     assert has_vector(aux.new).tolist() == [True, False] and has_vector(aux.old).tolist() == [True, True, False]
+

@@ -80,13 +80,38 @@ def test_focus_hand_computed_convex_combination():
     assert torch.equal(result.rows[:3], make_problem(AUX).old[:3])  # copied rows exact
 
 
-def test_focus_fallback_is_seeded_normal_and_deterministic():
-    a, b = focus(make_problem(AUX, seed=3), FocusOptions()), focus(make_problem(AUX, seed=3), FocusOptions())
-    c = focus(make_problem(AUX, seed=4), FocusOptions())
+def test_focus_paper_fallback_is_seeded_normal_and_deterministic():
+    paper = FocusOptions(paper=True)
+    a, b = focus(make_problem(AUX, seed=3), paper), focus(make_problem(AUX, seed=3), paper)
+    c = focus(make_problem(AUX, seed=4), paper)
     assert torch.equal(a.rows, b.rows)
     assert not torch.equal(a.rows[4], c.rows[4])
     assert torch.equal(a.rows[:4], c.rows[:4])  # seed only touches fallback rows
     assert torch.isfinite(a.rows).all()
+
+
+def test_focus_default_fallback_is_fvt_of_the_pieces():
+    problem = make_problem(AUX)
+    problem.pieces[4] = [1, 3]          # y = b + d in old pieces, no auxiliary vector
+    result = focus(problem, FocusOptions())
+    torch.testing.assert_close(result.rows[4], (problem.old[1] + problem.old[3]) / 2)
+    assert result.source[4] == "fvt"
+    problem.pieces[4] = []              # nothing to average: the mean row
+    result = focus(problem, FocusOptions())
+    torch.testing.assert_close(result.rows[4], problem.old.mean(dim=0))
+    assert result.source[4] == "fallback:no-aux"
+
+
+def test_focus_fuzzy_anchors_by_default_and_not_in_paper_mode():
+    old = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.0, 5.0]])
+    problem = InitProblem(old=old, which="input", new_bytes=[b"a", b" D", b"x"], old_bytes=[b"a", b"b", b"c", b"d"],
+                          copied=torch.tensor([0, -1, -1]), pieces=[[0], [], []],
+                          aux_new=torch.tensor([[1.0, 0.0], [0.0, 1.0], [-0.2, 1.0]]))
+    fuzzy = focus(problem, FocusOptions())
+    assert torch.equal(fuzzy.rows[1], old[3]) and fuzzy.source[1] == "focus"
+    torch.testing.assert_close(fuzzy.rows[2], old[3])   # x is nearest to the fuzzy anchor " D" only
+    paper = focus(problem, FocusOptions(paper=True))
+    assert paper.source[1] == "focus" and not torch.equal(paper.rows[1], old[3])
 
 
 def test_focus_mean_fallback_is_the_mean_row():

@@ -43,15 +43,37 @@ def test_reference_recovers_the_planted_combination():
     assert residual < 1e-6
 
 
-def test_fast_pursuit_equals_the_reference():
+@pytest.mark.parametrize("selection", ["screened", "exact"])
+def test_fast_pursuit_equals_the_reference(selection):
     atoms = gaussian(400, 48, seed=1)
     targets = gaussian(12, 48, seed=2)
-    fit = omp_batched(targets, atoms, 12)
+    fit = omp_batched(targets, atoms, 12, selection=selection)
     for b in range(12):
         chosen, coef, residual = omp_reference(targets[b], atoms, 12)
         assert fit.indices[b].tolist() == chosen
         assert torch.allclose(fit.coef[b].double(), coef, atol=1e-4)
         assert float(fit.residual[b]) == pytest.approx(residual, abs=1e-4)
+
+
+def test_screened_scan_picks_the_exact_atoms_when_candidates_run_short(monkeypatch):
+    """With 2 candidates per step the bfloat16 check often cannot prove the pick: the float32
+    re-scan must then give the same atoms as the exact pursuit, never a different pursuit."""
+    import tokengraft.transplant.methods.omp_batch as batch
+
+    monkeypatch.setattr(batch, "CHECK", 2)
+    atoms = gaussian(600, 32, seed=11) * (1.0 + torch.arange(600) / 600.0).unsqueeze(1)
+    targets = gaussian(24, 32, seed=12)
+    screened = omp_batched(targets, atoms, 16, selection="screened")
+    exact = omp_batched(targets, atoms, 16, selection="exact")
+    assert torch.equal(screened.indices, exact.indices)
+    assert torch.allclose(screened.coef, exact.coef, atol=1e-5)
+
+
+def test_unknown_selection_is_an_error():
+    with pytest.raises(ValueError, match="selection"):
+        omp_batched(gaussian(2, 4, seed=0), gaussian(5, 4, seed=1), 2, selection="fast")
+    with pytest.raises(TokengraftError, match="selection"):
+        omp(omp_problem(torch.ones(6, 3)), OMPOptions(selection="fast"))
 
 
 def test_degenerate_targets_and_dictionaries_give_no_nan():

@@ -113,9 +113,18 @@ def test_wechsel_hand_computed_softmax_of_neighbours():
     torch.testing.assert_close(full.rows[1], expected)
 
 
-def test_wechsel_deterministic_and_seeded_fallback():
-    a, b, c = wechsel(make_problem(0), WechselOptions()), wechsel(make_problem(0), WechselOptions()), wechsel(make_problem(1), WechselOptions())
+def test_wechsel_paper_mode_is_deterministic_with_a_seeded_fallback():
+    paper = WechselOptions(paper=True)
+    a, b, c = wechsel(make_problem(0), paper), wechsel(make_problem(0), paper), wechsel(make_problem(1), paper)
     assert torch.equal(a.rows, b.rows) and not torch.equal(a.rows[2], c.rows[2])
+
+
+def test_wechsel_tokens_without_a_vector_get_fvt_rows():
+    problem = make_problem(0)
+    problem.pieces[2] = [1, 2]          # y spelled b + c by the old tokenizer, no vector
+    result = wechsel(problem, WechselOptions())
+    torch.testing.assert_close(result.rows[2], (OLD[1] + OLD[2]) / 2)
+    assert result.source[2] == "fvt"
 
 
 def test_nearest_is_chunk_invariant_and_masks():

@@ -5,6 +5,7 @@ tokengraft`` stays cheap and has no side effects):
 
 >>> from tokengraft import load_model, load_tokenizer, load_corpus        # assets
 >>> from tokengraft import TrainOptions, train_to_folder, compare_tokenizers  # tokenizers
+>>> from tokengraft import MixtureOptions, infer_mixture                     # what a tokenizer was trained on
 >>> from tokengraft import TransplantOptions, transplant_model             # transplant
 >>> from tokengraft import EvalOptions, bits_per_byte                      # measure
 >>> from tokengraft import HealOptions                                      # heal
@@ -28,6 +29,7 @@ _EXPORTS = {
     "byte_vocab": "tokengraft.vocab", "encode_bytes": "tokengraft.vocab", "vocab_overlap": "tokengraft.vocab",
     "TrainOptions": "tokengraft.tokenizer", "train_tokenizer": "tokengraft.tokenizer",
     "train_to_folder": "tokengraft.tokenizer", "compare_tokenizers": "tokengraft.tokenizer",
+    "MixtureOptions": "tokengraft.tokenizer", "infer_mixture": "tokengraft.tokenizer",
     "TransplantOptions": "tokengraft.transplant",
     "transplant_model": "tokengraft.transplant",
     "EvalOptions": "tokengraft.measure", "bits_per_byte": "tokengraft.measure",

@@ -1,4 +1,4 @@
-"""``tokengraft tokenizer train|compare``: flags map one-to-one onto :class:`TrainOptions`."""
+"""``tokengraft tokenizer train|compare|mixture``: flags map one-to-one onto the options dataclasses."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     from tokengraft.tokenizer.options import KINDS, TrainOptions
 
     d = {f.name: f.default for f in fields(TrainOptions)}
-    p = subparsers.add_parser("tokenizer", help="train and compare tokenizers",
+    p = subparsers.add_parser("tokenizer", help="train, compare and analyse tokenizers",
                               description="Train a target tokenizer or compare tokenizers side by side.")
     sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     t = sub.add_parser("train", help="train a BPE, Unigram or SuperBPE tokenizer", epilog=TRAIN_EPILOG,
@@ -67,6 +67,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--json", metavar="OUT", help="write the report as JSON")
     c.add_argument("--plot", metavar="OUT.png", help="write grouped bar charts")
     c.set_defaults(action=run_compare)
+    from tokengraft.cli.tokenizer_mixture import add_parser as add_mixture_parser
+
+    add_mixture_parser(sub)
     p.set_defaults(func=lambda args: args.action(args) if getattr(args, "action", None) else p.print_help() or 1)
 
 

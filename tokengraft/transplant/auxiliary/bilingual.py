@@ -1,7 +1,8 @@
-"""WECHSEL's auxiliary space: source- and target-language token vectors rotated into one space.
+"""WECHSEL's auxiliary space from static TOKEN vectors (``BilingualOptions(space="tokens")``), and
+the bilingual dictionary both spaces use.
 
-The reference aligns pretrained fastText word vectors of both languages (MUSE-style, with a
-bilingual dictionary). None are available offline, so we build the vectors from the data:
+The default space is the paper's: aligned static WORD vectors (:mod:`.wordvectors`). This module's
+alternative skips words and aligns token vectors directly:
 
 1. static token embeddings (:mod:`.static`) of source-language text tokenized with the OLD
    tokenizer, and of target-language text tokenized with the NEW tokenizer; working on tokens
@@ -47,6 +48,7 @@ _SENSE = re.compile(r"^\s*\d+\.\s*")
 
 @dataclass
 class BilingualOptions:
+    space: str = "words"        # "words": the paper's word vectors (wordvectors.py) | "tokens": static token vectors
     seed_pairs: str = "auto"    # "dictionary" | "identical" | "both" | "auto" (both if a dictionary exists)
     refine_iterations: int = 2  # re-solve Procrustes on mutual nearest neighbours this many times
     refine_top: int = 20000     # candidate tokens per side for refinement (lowest ids first)
@@ -114,6 +116,28 @@ def find_dictionary(source: str, target: str) -> tuple[Path, Path] | None:
     folder = debian_root() / "usr" / "share" / "dictd"
     index, data = folder / f"freedict-{src}-{tgt}.index", folder / f"freedict-{src}-{tgt}.dict.dz"
     return (index, data) if index.exists() and data.exists() else None
+
+
+def load_dictionary(source: str, target: str | None) -> list[tuple[str, str]]:
+    """FreeDict's (source word, target word) pairs for WECHSEL; a clear error when there are none.
+
+    WECHSEL aligns its two spaces on a bilingual dictionary (plus identical strings), so a
+    language without one, or a dictionary without a single-word pair, is an error rather than a
+    silently weaker alignment.
+    """
+    if not target:
+        raise TokengraftError("wechsel needs the target language to pick a bilingual dictionary: use a"
+                              " libreoffice:<lang> corpus (e.g. --corpus libreoffice:de:train)")
+    found = find_dictionary(source, target)
+    if found is None:
+        src, tgt = FREEDICT_CODES.get(source, source), FREEDICT_CODES.get(target, target)
+        raise TokengraftError(f"no bilingual dictionary {source}->{target}: install Debian's dict-freedict-{src}-{tgt}"
+                              " (scripts/setup.sh unpacks eng-deu and eng-fra into the cache)")
+    pairs = read_dictd(*found)
+    if not pairs:
+        raise TokengraftError(f"bilingual dictionary {found[0].name} has no single-word entries; WECHSEL cannot"
+                              " align with it")
+    return pairs
 
 
 def procrustes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

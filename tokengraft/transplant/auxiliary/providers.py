@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, find_dictionary, read_dictd
+from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, load_dictionary
 from tokengraft.transplant.auxiliary.static import StaticOptions, encode_texts, static_embeddings_from_ids
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 from tokengraft.transplant.auxiliary.strings import StringEmbedOptions, load_embedder, string_embeddings, token_strings
@@ -117,11 +117,16 @@ def wechsel_aux(request: AuxRequest) -> AuxVectors:
         from tokengraft.assets import load_corpus
 
         source = load_corpus(DEFAULT_SOURCE_CORPUS).texts()
-    dictionary = None
-    found = find_dictionary(request.source_language, request.target_language) if request.target_language else None
-    if found is not None:
-        dictionary = read_dictd(*found)
-        log.info("wechsel: %d word pairs from %s", len(dictionary), found[0].name)
+    dictionary = None  # seed_pairs="identical" asks for no dictionary; otherwise one must exist
+    if request.bilingual.seed_pairs != "identical":
+        dictionary = load_dictionary(request.source_language, request.target_language)
+        log.info("wechsel: %d word pairs (%s -> %s)", len(dictionary), request.source_language, request.target_language)
+    if request.bilingual.space == "words":  # the paper's space: aligned word vectors -> token vectors
+        from tokengraft.transplant.auxiliary.wordvectors import cached_word_space
+
+        old, new, facts = cached_word_space(request.old_bytes, request.new_bytes, source, target, dictionary or [],
+                                            request.cache)
+        return AuxVectors(new=new, old=old, extras={"dictionary_pairs": len(dictionary or []), **facts})
     old_tokenizer = _need(request.old_tokenizer, "wechsel", "the old tokenizer")
     new_tokenizer = _need(request.new_tokenizer, "wechsel", "the new tokenizer")
     old_vectors = static_token_embeddings(old_tokenizer, source, request.static, len(request.old_bytes), request.cache)

@@ -14,6 +14,9 @@ Measured: 4.8 MB of LibreOffice French help under a 24k BPE (1.1M tokens) takes 
 CPU on this 2-core machine (tokenizing ~40%, counting ~25%, SVD ~35%); the vectors' nearest
 neighbours are sensible (" rouge" -> " bleu", " vert"; " lundi" -> " dimanche").
 
+``StaticOptions(algorithm="fasttext")`` trains the references' fastText CBOW instead (``pip install
+fasttext-wheel``; one thread, so the vectors are reproducible), on the same token-id sequences.
+
 Tokens seen fewer than ``min_count`` times get a zero row, which every method reads as
 "no auxiliary vector" (see :func:`tokengraft.transplant.methods.focus.has_vector`).
 
@@ -33,8 +36,12 @@ import torch
 log = logging.getLogger(__name__)
 
 
+ALGORITHMS = ("ppmi", "fasttext")
+
+
 @dataclass
 class StaticOptions:
+    algorithm: str = "ppmi"     # "ppmi" (PPMI + SVD, below) | "fasttext" (the references' CBOW)
     dim: int = 100              # FOCUS reference: fastText dim 100
     window: int = 5             # tokens either side (fastText's default ws)
     min_count: int = 10         # FOCUS reference minCount 10; rarer tokens get no vector
@@ -43,6 +50,8 @@ class StaticOptions:
     power_iterations: int = 4   # randomised SVD subspace iterations (more = closer to exact)
     oversample: int = 16        # extra random directions for the randomised SVD
     seed: int = 0
+    epochs: int = 3             # fastText only: FOCUS reference 3 epochs
+    negatives: int = 10         # fastText only: FOCUS reference 10 negatives
 
 
 def token_counts(sequences: Sequence[Sequence[int]], vocab_size: int) -> torch.Tensor:
@@ -140,6 +149,12 @@ def static_embeddings_from_ids(
 ) -> torch.Tensor:
     """(vocab_size, dim) static vectors from tokenized text; zero rows below ``min_count``."""
     options = options or StaticOptions()
+    if options.algorithm not in ALGORITHMS:
+        from tokengraft.errors import TokengraftError
+
+        raise TokengraftError(f"unknown static-vector algorithm {options.algorithm!r}; choose one of {ALGORITHMS}")
+    if options.algorithm == "fasttext":
+        return fasttext_embeddings_from_ids(sequences, vocab_size, options)
     counts = token_counts(sequences, vocab_size)
     kept = (counts >= options.min_count).nonzero().squeeze(1)
     out = torch.zeros(vocab_size, options.dim)
@@ -156,6 +171,37 @@ def static_embeddings_from_ids(
     out[kept, :rank] = vecs
     log.info("static embeddings: %d of %d tokens have vectors (dim %d, %d PPMI entries)",
              kept.numel(), vocab_size, options.dim, matrix.values().numel())
+    return out
+
+
+def fasttext_embeddings_from_ids(sequences: Sequence[Sequence[int]], vocab_size: int,
+                                 options: StaticOptions) -> torch.Tensor:
+    """(vocab_size, dim) fastText CBOW vectors of token ids (no character n-grams: ids have none)."""
+    import os
+    import tempfile
+
+    try:
+        import fasttext
+    except ImportError as exc:
+        from tokengraft.errors import TokengraftError
+
+        raise TokengraftError("static vectors with algorithm='fasttext' need: pip install fasttext-wheel") from exc
+    out = torch.zeros(vocab_size, options.dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ids.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            for seq in sequences:
+                if seq:
+                    f.write(" ".join(f"t{i}" for i in seq) + "\n")
+        if os.path.getsize(path) == 0:
+            return out
+        model = fasttext.train_unsupervised(
+            path, model="cbow", dim=options.dim, ws=options.window, epoch=options.epochs,
+            minCount=options.min_count, neg=options.negatives, minn=0, maxn=0, thread=1, verbose=0)
+    for word in model.words:
+        if word.startswith("t") and word[1:].isdigit() and int(word[1:]) < vocab_size:
+            out[int(word[1:])] = torch.from_numpy(model.get_word_vector(word).copy())
+    log.info("fasttext static embeddings: %d of %d tokens have vectors", int((out.abs().sum(1) > 0).sum()), vocab_size)
     return out
 
 

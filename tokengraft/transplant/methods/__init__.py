@@ -15,7 +15,7 @@ from tokengraft.transplant.methods.base import METHODS, InitProblem, InitResult,
 
 # One module per method family; importing one registers its methods. A module that does not
 # exist yet (work in progress) is skipped; any other import error is a real bug and raised.
-_MODULES = ["baselines", "fvt", "omp", "focus", "tokenadapt", "wechsel", "graft"]
+_MODULES = ["baselines", "fvt", "omp", "focus", "tokenadapt", "wechsel", "graft", "transtok"]
 
 for _name in _MODULES:
     try:

@@ -1,26 +1,32 @@
 """FOCUS (Dobler & de Melo, EMNLP 2023): new rows as sparse convex combinations of anchors.
 
-Anchors are new tokens that also exist in the old vocabulary (copied rows). In an
-auxiliary space where every new token has a vector (``problem.aux_new``: static token
-embeddings trained on target-language text tokenized with the NEW tokenizer, see
-:mod:`tokengraft.transplant.auxiliary.static`), each other new token ``t`` gets
+Anchors are new tokens that also exist in the old vocabulary (copied rows) and, by default,
+new tokens equal to an old one up to case and the word-boundary space (``b" Paris"`` ~
+``b"paris"``: fuzzy anchors, whose rows are copied too). In an auxiliary space where new tokens
+have vectors (``problem.aux_new``: static token embeddings trained on target-language text
+tokenized with the NEW tokenizer, see :mod:`tokengraft.transplant.auxiliary.static`), each other
+new token ``t`` with a vector gets
 
     w = sparsemax(cos(aux[t], aux[anchor_j]) over anchors j);   row = sum_j w_j * old[anchor_j]
 
-sparsemax puts exactly zero weight on all but the most similar anchors. Fallbacks
-(seeded normal with the old matrix's per-dimension mean/std): tokens without an auxiliary
-vector (rarer than the trainer's min count, specials) -> ``fallback:no-aux``; every token
-when no anchor has an auxiliary vector -> ``fallback:no-anchors``.
+sparsemax puts exactly zero weight on all but the most similar anchors.
 
-Measured (SmolLM2-135M -> a 24k BPE trained on ``libreoffice:fr:train`` with ``--base
-smollm2-135m``; bits per byte on 15 KB of ``libreoffice:fr:heldout``; original model 1.254,
-FVT 1.832): with the reference's min count 10 on 4.8 MB of text only 5.8k of the 24k tokens
-get a static vector and 13k new tokens fall back. ``fallback="normal"`` (the reference's
-choice, our default) gives 3.19, ``fallback="mean"`` 1.79 (better than FVT); with
-``min_count=3``: 2.98 and 1.76. Random rows hurt a tied model badly; prefer "mean".
+How tokengraft's default differs from the paper (``paper=True`` restores the paper's behaviour):
 
-Fallback rows and the exact copy of the overlap come from :mod:`.fallback`; this file holds
-the two helpers the other auxiliary-space methods share (:func:`has_vector`, :func:`initial_sources`).
+* tokens without an auxiliary vector (rarer than the static trainer's min count: most of a 32k
+  vocabulary on a few MB of text) get FVT's estimate, the mean of their old pieces' rows
+  (source ``fvt``), instead of the paper's seeded normal draw; tokens without pieces (specials)
+  get the mean row;
+* fuzzy anchors are on (the paper's reference implementation has them off by default).
+
+Measured (SmolLM2-135M -> a 24k BPE trained on ``libreoffice:fr:train``; 15 KB of
+``libreoffice:fr:heldout``; original model 1.254, FVT 1.832): with the paper's normal fallback
+FOCUS scored 3.19 (random rows hurt a tied model badly), with the mean row 1.79; the README has
+the current table (FVT fallback, fuzzy anchors) on two language pairs.
+
+Fallback rows and the exact copy of the overlap come from :mod:`.fallback`; this file holds the
+helpers the other auxiliary-space methods share (:func:`has_vector`, :func:`initial_sources`,
+:func:`fill_with_pieces`).
 """
 from __future__ import annotations
 
@@ -29,19 +35,57 @@ from dataclasses import dataclass
 
 import torch
 
+from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods.base import InitProblem, InitResult, register
-from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
+from tokengraft.transplant.methods.fallback import FALLBACKS, finish, validate
 from tokengraft.transplant.methods.sparsemax import sparsemax
 
 log = logging.getLogger(__name__)
 
 
+PIECES = "fvt"  # the fallback that estimates a token from its old pieces
+FILL_FALLBACKS = (PIECES, *FALLBACKS)
+
+
 @dataclass
 class FocusOptions:
-    fuzzy_anchors: bool = False  # also treat tokens equal up to case and a leading space as copies/anchors
+    fuzzy_anchors: bool = True   # also treat tokens equal up to case and a leading space as copies/anchors
     candidates: int = 256        # sparsemax is solved exactly on the top candidates (wider where needed)
     chunk_size: int = 1024       # new tokens per similarity block (memory: chunk x anchors floats)
-    fallback: str = "normal"     # tokens without a vector: "normal" = seeded N(mu, sigma) per dimension, or "mean"
+    fallback: str = PIECES       # tokens without a vector: "fvt" (mean of old pieces), "mean" row, "normal" draw
+    paper: bool = False          # the paper's behaviour: no fuzzy anchors, seeded normal fallback
+
+
+def check_fill(how: str) -> str:
+    if how not in FILL_FALLBACKS:
+        raise TokengraftError(f"unknown fallback {how!r}; choose one of: {', '.join(FILL_FALLBACKS)}")
+    return how
+
+
+def fill_with_pieces(problem: InitProblem, rows: torch.Tensor, source: list[str]) -> int:
+    """Give every token still marked ``fallback:<reason>`` (not copied, with old pieces) FVT's row.
+
+    FVT's estimate, the mean of the old rows of the token's pieces (METHODS.md section 1), is a
+    far better guess for a token a method could not place than a random or mean row. Changes
+    ``rows`` (V_new, d) and ``source`` in place (source ``"fvt"``); returns how many it filled.
+    """
+    from tokengraft.transplant.methods.fvt import piece_means
+
+    todo = [t for t, s in enumerate(source)
+            if s.startswith("fallback:") and problem.copied[t] < 0 and problem.pieces[t]]
+    if todo:
+        rows[torch.tensor(todo)] = piece_means(problem.old, problem.pieces, todo).to(rows.device, rows.dtype)
+        for t in todo:
+            source[t] = PIECES
+    return len(todo)
+
+
+def complete(problem: InitProblem, rows: torch.Tensor, source: list[str], how: str) -> InitResult:
+    """:func:`finish` after FVT rows for the unplaced tokens when ``how == "fvt"`` (then mean rows for the rest)."""
+    if check_fill(how) == PIECES:
+        fill_with_pieces(problem, rows, source)
+        how = "mean"
+    return finish(problem, rows, source, how)
 
 
 def has_vector(aux: torch.Tensor) -> torch.Tensor:
@@ -106,17 +150,17 @@ def sparse_convex_rows(
 def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     """FOCUS: sparsemax-weighted anchors by similarity in an auxiliary space of the new vocabulary."""
     validate(problem)
-    check_fallback(options.fallback)
+    fuzzy, fallback = (False, "normal") if options.paper else (options.fuzzy_anchors, check_fill(options.fallback))
     if problem.aux_new is None or problem.aux_new.shape[0] != problem.new_size:
         raise ValueError("focus needs problem.aux_new with one row per new token")
     rows = torch.zeros(problem.new_size, problem.old.shape[1])
     source = initial_sources(problem, "no-aux")
     anchor_old = problem.copied.clone()
-    if options.fuzzy_anchors:
-        fuzzy = fuzzy_matches(problem.new_bytes, problem.old_bytes, problem.copied)
-        matched = fuzzy >= 0
-        rows[matched] = problem.old[fuzzy[matched]].float().cpu()
-        anchor_old[matched] = fuzzy[matched]
+    if fuzzy:
+        matches = fuzzy_matches(problem.new_bytes, problem.old_bytes, problem.copied)
+        matched = matches >= 0
+        rows[matched] = problem.old[matches[matched]].float().cpu()
+        anchor_old[matched] = matches[matched]
         for i in matched.nonzero().squeeze(1).tolist():
             source[i] = "focus"
     is_anchor = anchor_old >= 0
@@ -125,16 +169,16 @@ def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     if usable.numel() == 0:
         log.warning("focus: no anchor has an auxiliary vector; every new token falls back")
         source = [s if s != "fallback:no-aux" else "fallback:no-anchors" for s in source]
-        return finish(problem, rows, source, options.fallback)
+        return complete(problem, rows, source, fallback)
     targets = (~is_anchor & valid).nonzero().squeeze(1)
     if targets.numel():
         anchor_rows = problem.old[anchor_old[usable]].float().cpu()
         rows[targets] = sparse_convex_rows(problem.aux_new[targets], problem.aux_new[usable], anchor_rows, options)
         for i in targets.tolist():
             source[i] = "focus"
-    log.info("focus: %d anchors with vectors, %d tokens combined, %d without a vector",
-             usable.numel(), targets.numel(), int((~is_anchor & ~valid).sum()))
-    return finish(problem, rows, source, options.fallback)
+    log.info("focus: %d anchors with vectors, %d tokens combined, %d without a vector (fallback %s)",
+             usable.numel(), targets.numel(), int((~is_anchor & ~valid).sum()), fallback)
+    return complete(problem, rows, source, fallback)
 
 
 def _lower(b: bytes) -> bytes:

@@ -8,16 +8,17 @@ target-language vectors of the new vocabulary. Each non-copied new token ``t`` g
     top k = 10 old tokens j by cos(aux_new[t], aux_old[j]);  w = softmax(sim / 0.1);  row = sum_j w_j old[j]
 
 Old tokens without a vector or without bytes (specials) are never neighbours. New tokens
-without a vector get the seeded normal fallback (``fallback:no-aux``), as in the reference,
-which initialises tokens missing from its fastText model randomly. Rows are computed on the CPU.
+without a vector get FVT's estimate, the mean of their old pieces' rows (source ``fvt``), as
+in FOCUS; the reference initialises them randomly, which ``paper=True`` (or ``fallback="normal"``)
+restores. Rows are computed on the CPU.
 
-Measured (SmolLM2-135M -> the 24k French BPE of ``libreoffice:fr:train``, English side
-``libreoffice:en:train``, identical-string seeds; bits per byte on 15 KB of
-``libreoffice:fr:heldout``; original 1.254, FVT 1.832): 3.53 with the default normal fallback,
-2.09 with ``fallback="mean"``, 1.97 with mean and static ``min_count=3``; adding FreeDict's
-small eng-fra dictionary (12.8k pairs) to the seeds did not help (2.09). Static vectors from
-5 MB per language align weakly (precision@1 of dictionary translations 0.11-0.17, see
-:mod:`tokengraft.transplant.auxiliary.bilingual`), which is where this method loses.
+The provider's default space is the paper's: fastText word vectors of both languages aligned
+on the FreeDict dictionary plus identical words, token vectors from the word models
+(:mod:`tokengraft.transplant.auxiliary.wordvectors`). Earlier measurements with static TOKEN
+vectors instead (``space="tokens"``; 24k French BPE, 15 KB of ``libreoffice:fr:heldout``, original
+1.254, FVT 1.832): 3.53 with the normal fallback, 2.09 with the mean row, the dictionary did not
+help; those token spaces aligned weakly (precision@1 of dictionary translations 0.11-0.17). The
+README has the current table.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from tokengraft.transplant.methods.base import InitProblem, InitResult, register
-from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
-from tokengraft.transplant.methods.focus import has_vector, initial_sources
+from tokengraft.transplant.methods.fallback import validate
+from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, has_vector, initial_sources
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ class WechselOptions:
     neighbours: int = 10        # reference: top 10 old tokens
     temperature: float = 0.1    # reference: softmax(sim / 0.1)
     chunk_size: int = 2048      # new tokens per similarity block (memory: chunk x V_old floats)
-    fallback: str = "normal"    # tokens without a vector: seeded N(mu, sigma) per dimension, or "mean"
+    fallback: str = PIECES      # tokens without a vector: "fvt" (mean of old pieces), "mean" row, "normal" draw
+    paper: bool = False         # the paper's behaviour: seeded normal rows for tokens without a vector
 
 
 def nearest(
@@ -74,7 +76,7 @@ def softmax_rows(sims: torch.Tensor, ids: torch.Tensor, old: torch.Tensor, tempe
 def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
     """WECHSEL: softmax-weighted nearest old tokens in an aligned bilingual auxiliary space."""
     validate(problem)
-    check_fallback(options.fallback)
+    fallback = "normal" if options.paper else check_fill(options.fallback)
     if problem.aux_new is None or problem.aux_old is None:
         raise ValueError("wechsel needs problem.aux_new and problem.aux_old in one aligned space")
     if problem.aux_new.shape[1] != problem.aux_old.shape[1]:
@@ -84,7 +86,7 @@ def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
     usable = has_vector(problem.aux_old) & torch.tensor([b is not None for b in problem.old_bytes], dtype=torch.bool)
     if not usable.any():
         log.warning("wechsel: no old token has an auxiliary vector; every new token falls back")
-        return finish(problem, rows, source, options.fallback)
+        return complete(problem, rows, source, fallback)
     targets = ((problem.copied < 0) & has_vector(problem.aux_new)).nonzero().squeeze(1)
     for start in range(0, targets.numel(), options.chunk_size):
         block = targets[start:start + options.chunk_size]
@@ -93,4 +95,4 @@ def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
     for i in targets.tolist():
         source[i] = "wechsel"
     log.info("wechsel: %d tokens from neighbours, %d copied", targets.numel(), int((problem.copied >= 0).sum()))
-    return finish(problem, rows, source, options.fallback)
+    return complete(problem, rows, source, fallback)
