@@ -275,7 +275,7 @@ class Lattice:
         qs = self.queries(idxs)
         for start in range(0, len(qs), ROWS):
             hidden = self.ev.feed(qs[start:start + ROWS])
-            lp = self.ev.logprobs(hidden)
+            lp = self.ev.logprobs(hidden).cpu()  # the trie and the bookkeeping live on the CPU
             for r, i in enumerate(idxs[start:start + ROWS]):
                 self.absorb(i, lp[r])
         self.stats.rounds += 1

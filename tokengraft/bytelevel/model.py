@@ -105,7 +105,7 @@ class ByteModel:
                 node.slot = node.position = j - w.begin
             for lo in range(max(w.score_from, root), w.end, ROWS):
                 hi = min(lo + ROWS, w.end)
-                lp = self.evaluator.logprobs(hidden[lo - w.begin:hi - w.begin])
+                lp = self.evaluator.logprobs(hidden[lo - w.begin:hi - w.begin]).cpu()
                 for j in range(lo, hi):
                     lattice.absorb(chain[j - root], lp[j - lo])
             lattice.settle()
