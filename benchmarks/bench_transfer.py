@@ -30,7 +30,7 @@ def aux_inputs(args: argparse.Namespace, old_tok: Any, new_tok: Any, n_old: int)
     """The method's inputs computed here with the chosen options, and facts to report."""
     from tokengraft.assets import load_corpus
     from tokengraft.transplant.core import prepare_new_tokenizer
-    from tokengraft.transplant.inputs import Inputs
+    from tokengraft.transplant.provide import Inputs
     from tokengraft.vocab import byte_vocab
 
     final, _ = prepare_new_tokenizer(old_tok, new_tok)  # the vocabulary after the chat markers are added

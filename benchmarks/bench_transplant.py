@@ -6,8 +6,9 @@
     python3 benchmarks/bench_transplant.py --pair b --methods omp --option omp:k=64
 
 Pairs (base model -> new tokenizer): (a) smollm2-135m -> out/tok-fr-bpe32k, (b) smollm2-135m ->
-gemma3-270m's tokenizer with gemma3-270m as donor, (c) smollm2-135m -> out/tok-fr-superbpe32k;
-each scored on the first ``--max-bytes`` of libreoffice fr and en held-out text.
+gemma3-270m's tokenizer with gemma3-270m as donor, (c) smollm2-135m -> out/tok-fr-superbpe32k,
+each scored on the first ``--max-bytes`` of libreoffice fr and en held-out text; (d) gemma3-270m
+(a base with 262k ids) -> the 32k German BPE, scored on de and en held-out text.
 
 Every method runs in a fresh subprocess of this script (``--one METHOD``) so that its peak RSS
 (ru_maxrss, per process) is its own. The original model with its own tokenizer is scored once
@@ -34,7 +35,7 @@ from typing import Any
 
 DEFAULT_MAX_BYTES = 30_000          # per eval corpus; a whole pair-a run stays within ~15 min on 2 cores
 DEFAULT_CORPUS_BYTES = 1_000_000    # target text for focus / wechsel (libreoffice:fr:train, first bytes)
-AUX_EMBEDDER = "minilm-l6"          # tokenadapt's embedder
+AUX_EMBEDDER = "minilm-l6"          # the embedder of methods that read one (tokenadapt, graft, omp without a donor)
 OUT_DIR = Path("out/bench")
 
 
@@ -45,7 +46,7 @@ class Pair:
     tokenizer: str
     evals: tuple[str, ...]
     corpus: str                                  # target-language text for focus / wechsel
-    donor: str | None = None                     # only methods that need one get it
+    donor: str | None = None                     # offered to every method; the input plan decides who reads it
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method defaults of this pair
 
 
@@ -57,6 +58,9 @@ PAIRS = {
               "libreoffice:fr:train", donor="gemma3-270m", options={"omp": {"k": 8}}),
     "c": Pair("c", "smollm2-135m", "out/tok-fr-superbpe32k", ("libreoffice:fr:heldout", "libreoffice:en:heldout"),
               "libreoffice:fr:train"),
+    # Gemma-3-270M as the *base*: 262k multilingual SentencePiece -> a 32k German byte-level BPE
+    "d": Pair("d", "gemma3-270m", "out/tok-de-bpe32k", ("libreoffice:de:heldout", "libreoffice:en:heldout"),
+              "libreoffice:de:train"),
 }
 
 
@@ -116,52 +120,49 @@ def model_mb(model: Any) -> float:
     return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
 
 
-def gather(pair: Pair, method: Any, new_tok: Any, args: argparse.Namespace) -> Any:
-    """Donor / aux / corpus inputs through the CLI's own path, the corpus capped at ``--corpus-bytes``."""
-    from tokengraft.assets.corpus import Corpus, Document
-    from tokengraft.transplant.options import TransplantOptions
-    from tokengraft.transplant.run import gather_inputs
+def plan(pair: Pair, name: str, opts: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any]:
+    """The CLI's own input plan for ``name`` on this pair (donor, embedder and corpus offered, the
+    plan takes what the method reads), the corpus capped at ``--corpus-bytes``."""
+    import dataclasses
 
-    options = TransplantOptions(
-        pair.model, pair.tokenizer, method.name,
-        donor=pair.donor if "donor" in method.needs else None,
-        aux=AUX_EMBEDDER if method.name == "tokenadapt" else None,
-        corpus=pair.corpus if {"corpus", "model"} & set(method.needs) else None,
-    )
-    inputs = gather_inputs(method, options, new_tok)
-    if inputs.corpus_texts is not None and args.corpus_bytes:
-        docs = [Document(str(i), t) for i, t in enumerate(inputs.corpus_texts)]
-        inputs.corpus_texts = Corpus(pair.corpus, docs).truncate(args.corpus_bytes).texts()
-    return inputs
+    from tokengraft.transplant.options import TransplantOptions
+    from tokengraft.transplant.plan import plan_transplant
+
+    options = TransplantOptions(pair.model, pair.tokenizer, name, donor=pair.donor, aux=AUX_EMBEDDER,
+                                corpus=pair.corpus, method_options=opts)
+    planned = plan_transplant(options)
+    if planned.reads_corpus and args.corpus_bytes:
+        planned = dataclasses.replace(planned, corpus_bytes=min(planned.corpus_bytes or args.corpus_bytes,
+                                                                args.corpus_bytes))
+    return options, planned
 
 
 def run_method(pair: Pair, name: str, args: argparse.Namespace) -> dict[str, Any]:
     from tokengraft.assets import load_model, load_tokenizer
     from tokengraft.assets.cache import cache_dir
     from tokengraft.errors import TokengraftError
-    from tokengraft.transplant.core import get_method, transplant_model
-    from tokengraft.transplant.inputs import check_needs
+    from tokengraft.transplant.core import transplant_model
+    from tokengraft.transplant.methods.base import DONOR
+    from tokengraft.transplant.run import load_inputs
 
-    method = get_method(name)
     opts = method_options(pair, name, args.option)
-    try:  # the CLI's own check: omp without a donor here has no auxiliary space to fall back on
-        check_needs(method, donor=pair.donor is not None, aux=name == "tokenadapt",
-                    corpus=pair.corpus is not None)
+    try:  # the CLI's own check, before minutes of loading
+        options, planned = plan(pair, name, opts, args)
     except TokengraftError as exc:
         return {"status": "skipped", "reason": str(exc), "options": opts}
     model = load_model(pair.model)
     old_tok, new_tok = load_tokenizer(pair.model), load_tokenizer(pair.tokenizer)
-    inputs = gather(pair, method, new_tok, args)
+    inputs = load_inputs(planned, options, new_tok)
     rss_load = peak_rss_mb()
     aux_dir = cache_dir("aux")
     before = set(os.listdir(aux_dir)) if aux_dir.exists() else set()
     start = time.perf_counter()
-    model, new_tok, diag = transplant_model(model, old_tok, new_tok, name, method_options=opts, inputs=inputs,
+    model, new_tok, diag = transplant_model(model, old_tok, new_tok, plan=planned, inputs=inputs,
                                             seed=args.seed, copy_tokenizer=False)
     seconds = time.perf_counter() - start
     rss_peak = peak_rss_mb()
     fresh = (set(os.listdir(aux_dir)) if aux_dir.exists() else set()) - before
-    uses_aux = "aux" in method.needs or ("donor" in method.needs and pair.donor is None)
+    uses_aux = planned.space not in (None, DONOR)
     s = diag.summary
     return {
         "status": "ok", "options": opts, "transplant_seconds": seconds, "rss_load_mb": rss_load,

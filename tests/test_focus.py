@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import METHODS, InitProblem
+from tokengraft.transplant.methods.base import METHODS, InitProblem, Needs
 from tokengraft.transplant.methods.focus import FocusOptions, focus, fuzzy_matches, sparse_convex_rows
 from tokengraft.transplant.methods.sparsemax import sparsemax
+from transplant_fixtures import run_contract
 
 
 def sparsemax_reference(z: list[float]) -> list[float]:
@@ -73,7 +74,7 @@ AUX = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.8, 0.6], [0.0, 0.0]]
 
 
 def test_focus_hand_computed_convex_combination():
-    result = focus(make_problem(AUX), FocusOptions())
+    result = run_contract("focus", make_problem(AUX), FocusOptions())
     # cos(x, anchors) = .8, .6, -.8 -> sparsemax: k = 2, tau = (1.4 - 1) / 2 = .2 -> w = .6, .4, 0
     torch.testing.assert_close(result.rows[3], 0.6 * torch.tensor([1.0, 0.0]) + 0.4 * torch.tensor([0.0, 2.0]))
     assert result.source == ["copied", "copied", "copied", "focus", "fallback:no-aux"]
@@ -82,8 +83,8 @@ def test_focus_hand_computed_convex_combination():
 
 def test_focus_paper_fallback_is_seeded_normal_and_deterministic():
     paper = FocusOptions(paper=True)
-    a, b = focus(make_problem(AUX, seed=3), paper), focus(make_problem(AUX, seed=3), paper)
-    c = focus(make_problem(AUX, seed=4), paper)
+    a, b = run_contract("focus", make_problem(AUX, seed=3), paper), run_contract("focus", make_problem(AUX, seed=3), paper)
+    c = run_contract("focus", make_problem(AUX, seed=4), paper)
     assert torch.equal(a.rows, b.rows)
     assert not torch.equal(a.rows[4], c.rows[4])
     assert torch.equal(a.rows[:4], c.rows[:4])  # seed only touches fallback rows
@@ -93,11 +94,11 @@ def test_focus_paper_fallback_is_seeded_normal_and_deterministic():
 def test_focus_default_fallback_is_fvt_of_the_pieces():
     problem = make_problem(AUX)
     problem.pieces[4] = [1, 3]          # y = b + d in old pieces, no auxiliary vector
-    result = focus(problem, FocusOptions())
+    result = run_contract("focus", problem, FocusOptions())
     torch.testing.assert_close(result.rows[4], (problem.old[1] + problem.old[3]) / 2)
     assert result.source[4] == "fvt"
     problem.pieces[4] = []              # nothing to average: the mean row
-    result = focus(problem, FocusOptions())
+    result = run_contract("focus", problem, FocusOptions())
     torch.testing.assert_close(result.rows[4], problem.old.mean(dim=0))
     assert result.source[4] == "fallback:no-aux"
 
@@ -107,25 +108,25 @@ def test_focus_fuzzy_anchors_by_default_and_not_in_paper_mode():
     problem = InitProblem(old=old, which="input", new_bytes=[b"a", b" D", b"x"], old_bytes=[b"a", b"b", b"c", b"d"],
                           copied=torch.tensor([0, -1, -1]), pieces=[[0], [], []],
                           aux_new=torch.tensor([[1.0, 0.0], [0.0, 1.0], [-0.2, 1.0]]))
-    fuzzy = focus(problem, FocusOptions())
+    fuzzy = run_contract("focus", problem, FocusOptions())
     assert torch.equal(fuzzy.rows[1], old[3]) and fuzzy.source[1] == "focus"
     torch.testing.assert_close(fuzzy.rows[2], old[3])   # x is nearest to the fuzzy anchor " D" only
-    paper = focus(problem, FocusOptions(paper=True))
+    paper = run_contract("focus", problem, FocusOptions(paper=True))
     assert paper.source[1] == "focus" and not torch.equal(paper.rows[1], old[3])
 
 
 def test_focus_mean_fallback_is_the_mean_row():
     problem = make_problem(AUX)
-    result = focus(problem, FocusOptions(fallback="mean"))
+    result = run_contract("focus", problem, FocusOptions(fallback="mean"))
     torch.testing.assert_close(result.rows[4], problem.old.mean(dim=0))
     with pytest.raises(TokengraftError, match="fallback"):
-        focus(problem, FocusOptions(fallback="zeros"))
+        run_contract("focus", problem, FocusOptions(fallback="zeros"))
 
 
 def test_focus_without_usable_anchors_falls_back_everywhere():
     aux = AUX.clone()
     aux[:3] = 0  # no anchor has a vector
-    result = focus(make_problem(aux), FocusOptions())
+    result = run_contract("focus", make_problem(aux), FocusOptions())
     assert result.source[3:] == ["fallback:no-anchors"] * 2
     assert torch.isfinite(result.rows).all()
 
@@ -134,7 +135,7 @@ def test_focus_non_finite_aux_counts_as_missing_and_dtype_is_kept():
     aux = AUX.clone()
     aux[3, 0] = float("nan")
     old = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.0, 5.0]], dtype=torch.bfloat16)
-    result = focus(make_problem(aux, old=old), FocusOptions())
+    result = run_contract("focus", make_problem(aux, old=old), FocusOptions())
     assert result.rows.dtype == torch.bfloat16
     assert result.source[3] == "fallback:no-aux"
     assert torch.isfinite(result.rows.float()).all()
@@ -144,11 +145,11 @@ def test_fuzzy_anchor_copies_the_case_insensitive_match():
     assert fuzzy_matches([b" Paris", b"Paris", b"zz"], [b"paris", b" paris"], torch.tensor([-1, -1, -1])).tolist() == [1, 0, -1]
     problem = make_problem(AUX)
     problem.new_bytes[3] = b"D"
-    result = focus(problem, FocusOptions(fuzzy_anchors=True))
+    result = run_contract("focus", problem, FocusOptions(fuzzy_anchors=True))
     assert torch.equal(result.rows[3], problem.old[3])
     assert result.source[3] == "focus"
 
 
 def test_focus_is_registered_with_its_needs():
     assert METHODS["focus"].options is FocusOptions
-    assert set(METHODS["focus"].needs) == {"aux", "corpus"}
+    assert METHODS["focus"].needs == Needs(space=("static",))

@@ -8,11 +8,11 @@ from tokengraft.errors import TokengraftError
 from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
 from tokengraft.transplant.correspondence import build_correspondence
 from tokengraft.transplant.core import transplant_model
-from tokengraft.transplant.inputs import Inputs
 from tokengraft.transplant.methods.base import InitProblem
-from tokengraft.transplant.methods.graft import GraftOptions, graft
+from tokengraft.transplant.methods.graft import GraftOptions
+from tokengraft.transplant.provide import Inputs
 from tokengraft.transplant.writer import write_transplant
-from transplant_fixtures import NEW_TEXT, base_tokenizer, new_tokenizer, tiny_llama
+from transplant_fixtures import NEW_TEXT, base_tokenizer, new_tokenizer, run_contract, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +88,9 @@ def test_rows_are_the_documented_ensemble(toks, world):
                           copied=corr.copied, pieces=corr.pieces, aux_new=aux_new, aux_old=aux_old,
                           extras={"continuation": cont})
     opts = GraftOptions(semantic=0.2, mean=0.5, exact=0.3)
-    got = graft(problem, opts)
-    mean = wvt(problem, FVTOptions()).rows
-    semantic = tokenadapt(problem, TokenAdaptOptions(fallback="mean")).rows
+    got = run_contract("graft", problem, opts)
+    mean = run_contract("wvt", problem, FVTOptions()).rows
+    semantic = run_contract("tokenadapt", problem, TokenAdaptOptions(fallback="mean")).rows
     multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
     assert len(multi) > 20
     for t in multi[:5] + multi[-5:]:
@@ -99,13 +99,13 @@ def test_rows_are_the_documented_ensemble(toks, world):
         assert got.source[t] == "graft"
     copied = (corr.copied >= 0).nonzero().flatten()
     assert torch.equal(got.rows[copied], old[corr.copied[copied]])
-    inputs = graft(InitProblem(**{**problem.__dict__, "which": "input"}), opts)
+    inputs = run_contract("graft", InitProblem(**{**problem.__dict__, "which": "input"}), opts)
     torch.testing.assert_close(inputs.rows[multi], semantic[multi])  # input rows: the semantic estimate
     assert bool(torch.isfinite(got.rows).all()) and bool(torch.isfinite(inputs.rows).all())
     with pytest.raises(TokengraftError, match="sum to 1"):
-        graft(problem, GraftOptions(semantic=0.9))
+        run_contract("graft", problem, GraftOptions(semantic=0.9))
     with pytest.raises(TokengraftError, match="needs the base model's continuations"):
-        graft(InitProblem(**{**problem.__dict__, "extras": {}}), GraftOptions())
+        run_contract("graft", InitProblem(**{**problem.__dict__, "extras": {}}), GraftOptions())
 
 
 def test_transplant_unties_a_tied_model_and_the_folder_loads_untied(toks, tmp_path):
@@ -146,8 +146,28 @@ def test_an_untied_model_gets_its_own_output_rows(toks):
     assert torch.equal(model.get_output_embeddings().weight[copied], head_before[corr.copied[copied]])
 
 
+def test_an_untied_bf16_model_through_the_api_gets_rows_from_each_matrix(toks, world):
+    """bf16 weights make the orchestrator pass float copies of both matrices: the output rows
+    must come from the output matrix. The float32 twin holds the same values, so the rows agree
+    bit for bit, and the input and output rows of a multi-piece token differ."""
+    old, new = toks
+    model, corr = world
+    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8))
+    aux_new, aux_old = aux_for(old, new)
+    inputs = Inputs(aux_new=aux_new, aux_old=aux_old, extras={"continuation": cont})  # given: no provider runs
+    half = tiny_llama(len(old), tied=False, seed=6).to(torch.bfloat16)
+    full = tiny_llama(len(old), tied=False, seed=6).to(torch.bfloat16).float()
+    half, tok, _ = transplant_model(half, old, new, "graft", inputs=inputs)
+    full, _, _ = transplant_model(full, old, new, "graft", inputs=inputs)
+    for get in ("get_input_embeddings", "get_output_embeddings"):
+        got, want = getattr(half, get)().weight, getattr(full, get)().weight
+        assert got.dtype == torch.bfloat16 and torch.equal(got, want.to(torch.bfloat16)), get
+    t = next(t for t, p in enumerate(build_correspondence(old, tok, old_size=len(old)).pieces) if len(p) >= 2)
+    assert not torch.equal(half.get_input_embeddings().weight[t], half.get_output_embeddings().weight[t])
+
+
 def test_graft_reads_the_tokenizers_training_corpus_by_default(tmp_path):
-    from tokengraft.transplant.run import training_corpus
+    from tokengraft.transplant.plan import training_corpus
 
     (tmp_path / "tokengraft_train.json").write_text('{"corpora": ["libreoffice:fr:train", "x.txt"]}')
     assert training_corpus(str(tmp_path)) == "libreoffice:fr:train"

@@ -8,6 +8,7 @@ from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods import InitProblem
 from tokengraft.transplant.methods.omp import OMPOptions, omp, omp_batched
 from tokengraft.transplant.methods.omp_reference import omp_reference
+from transplant_fixtures import run_contract
 
 
 def gaussian(*shape: int, seed: int) -> torch.Tensor:
@@ -70,7 +71,7 @@ def test_screened_scan_picks_the_exact_atoms_when_candidates_run_short(monkeypat
 
 
 def test_unknown_selection_is_an_error():
-    with pytest.raises(ValueError, match="selection"):
+    with pytest.raises(TokengraftError, match="selection"):
         omp_batched(gaussian(2, 4, seed=0), gaussian(5, 4, seed=1), 2, selection="fast")
     with pytest.raises(TokengraftError, match="selection"):
         omp(omp_problem(torch.ones(6, 3)), OMPOptions(selection="fast"))
@@ -103,7 +104,7 @@ def test_method_transfers_the_combination_to_the_old_rows():
                           [2.0, -1.0, 0.0],                     # 2 a - b
                           [0.0, 0.0, 0.0],                      # no donor vector
                           [0.5, 0.5, 3.0]])                     # 0.5 a + 0.5 b + 3 c
-    result = omp(omp_problem(donor), OMPOptions(k=3))
+    result = run_contract("omp", omp_problem(donor), OMPOptions(k=3))
     old = omp_problem(None).old
     assert torch.equal(result.rows[:3], old[[3, 1, 0]])
     assert torch.allclose(result.rows[3], 2 * old[3] - old[1], atol=1e-5)
@@ -115,25 +116,25 @@ def test_method_transfers_the_combination_to_the_old_rows():
 
 def test_method_uses_auxiliary_vectors_without_a_donor_and_k_is_capped():
     aux = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, 0.0], [0.0, -2.0], [1.0, 2.0]])
-    result = omp(omp_problem(None, aux), OMPOptions(k=64))   # only 3 atoms exist
+    result = run_contract("omp", omp_problem(None, aux), OMPOptions(k=64))   # only 3 atoms exist
     assert result.source[3:] == ["omp"] * 3
     assert float(result.residual[3:].max()) < 1e-5
     old = omp_problem(None).old
     assert torch.allclose(result.rows[4], -2 * old[1], atol=1e-5)
-    again = omp(omp_problem(None, aux), OMPOptions(k=64))
+    again = run_contract("omp", omp_problem(None, aux), OMPOptions(k=64))
     assert torch.equal(result.rows, again.rows)
 
 
 def test_method_errors_and_fallbacks():
     with pytest.raises(TokengraftError, match="--donor"):
-        omp(omp_problem(None), OMPOptions())
+        run_contract("omp", omp_problem(None), OMPOptions())
     with pytest.raises(TokengraftError, match="rows for 6 new tokens"):
-        omp(omp_problem(torch.ones(5, 3)), OMPOptions())
+        run_contract("omp", omp_problem(torch.ones(5, 3)), OMPOptions())
     with pytest.raises(TokengraftError, match="out of range"):
-        omp(omp_problem(torch.ones(6, 3)), OMPOptions(k=0))
+        run_contract("omp", omp_problem(torch.ones(6, 3)), OMPOptions(k=0))
     no_shared = torch.zeros(6, 3)
     no_shared[3:] = 1.0
-    result = omp(omp_problem(no_shared), OMPOptions())
+    result = run_contract("omp", omp_problem(no_shared), OMPOptions())
     assert result.source[3:] == ["fallback:no-dictionary"] * 3
     assert torch.isfinite(result.rows).all()
 
@@ -144,8 +145,8 @@ def test_batches_do_not_change_the_result():
     n = donor.shape[0]
     p = InitProblem(old=gaussian(8, 5, seed=10), which="output", new_bytes=[b"t"] * n, old_bytes=[b"o"] * 8,
                     copied=torch.cat([torch.arange(8), torch.full((30,), -1)]), pieces=[[]] * n, donor_new=donor)
-    one = omp(p, OMPOptions(k=4, batch_size=1000))
-    many = omp(p, OMPOptions(k=4, batch_size=7))
+    one = run_contract("omp", p, OMPOptions(k=4, batch_size=1000))
+    many = run_contract("omp", p, OMPOptions(k=4, batch_size=7))
     assert torch.allclose(one.rows, many.rows, atol=1e-6)
 
 

@@ -5,8 +5,9 @@ import math
 
 import torch
 
-from tokengraft.transplant.methods.base import METHODS, InitProblem
+from tokengraft.transplant.methods.base import METHODS, InitProblem, Needs
 from tokengraft.transplant.methods.tokenadapt import TokenAdaptOptions, global_weights, local_weights, tokenadapt
+from transplant_fixtures import run_contract
 
 
 def softmax(values: list[float]) -> list[float]:
@@ -45,7 +46,7 @@ def make_problem(seed: int = 0) -> InitProblem:
 
 
 def test_tokenadapt_hand_computed_rows():
-    result = tokenadapt(make_problem(), TokenAdaptOptions())
+    result = run_contract("tokenadapt", make_problem(), TokenAdaptOptions())
     # hello: local over he (sim 1, 2/5 bytes) and llo (sim 0, 3/5 bytes)
     a = softmax([1.0, 0.0])
     w = softmax([(a[0] + 0.4) / 2 / 0.3, (a[1] + 0.6) / 2 / 0.3])
@@ -65,12 +66,12 @@ def test_tokenadapt_hand_computed_rows():
 
 
 def test_tokenadapt_local_only_when_mix_is_zero_and_deterministic_fallback():
-    local = tokenadapt(make_problem(), TokenAdaptOptions(mix=0.0))
+    local = run_contract("tokenadapt", make_problem(), TokenAdaptOptions(mix=0.0))
     a = softmax([1.0, 0.0])
     w = softmax([(a[0] + 0.4) / 2 / 0.3, (a[1] + 0.6) / 2 / 0.3])
     torch.testing.assert_close(local.rows[1], w[0] * OLD[0] + w[1] * OLD[1])
-    again, other = tokenadapt(make_problem(seed=0), TokenAdaptOptions()), tokenadapt(make_problem(seed=1), TokenAdaptOptions())
-    assert torch.equal(again.rows, tokenadapt(make_problem(seed=0), TokenAdaptOptions()).rows)
+    again, other = run_contract("tokenadapt", make_problem(seed=0), TokenAdaptOptions()), run_contract("tokenadapt", make_problem(seed=1), TokenAdaptOptions())
+    assert torch.equal(again.rows, run_contract("tokenadapt", make_problem(seed=0), TokenAdaptOptions()).rows)
     assert not torch.equal(again.rows[3], other.rows[3])
     assert torch.isfinite(again.rows).all()
 
@@ -85,12 +86,12 @@ def test_tokenadapt_chunking_does_not_change_rows():
         copied=torch.full((n_new,), -1), pieces=[[i % n_old, (3 * i) % n_old][: 1 + i % 2] for i in range(n_new)],
         aux_new=torch.randn(n_new, 3, generator=gen), aux_old=torch.randn(n_old, 3, generator=gen),
     )
-    whole = tokenadapt(problem, TokenAdaptOptions())
-    pieces = tokenadapt(problem, TokenAdaptOptions(chunk_size=4))
+    whole = run_contract("tokenadapt", problem, TokenAdaptOptions())
+    pieces = run_contract("tokenadapt", problem, TokenAdaptOptions(chunk_size=4))
     torch.testing.assert_close(whole.rows, pieces.rows)
     assert whole.source == ["tokenadapt"] * n_new
 
 
 def test_tokenadapt_is_registered():
     assert METHODS["tokenadapt"].options is TokenAdaptOptions
-    assert METHODS["tokenadapt"].needs == ("aux",)
+    assert METHODS["tokenadapt"].needs == Needs(space=("strings",))

@@ -118,4 +118,5 @@ def test_eflomal_aligns_a_tiny_synthetic_parallel_corpus():
         for i, j in pairs:
             total += 1
             correct += lexicon[s[i]] == t[j]
-    assert total > 0.8 * 5 * 400 and correct / total > 0.95
+    # eflomal samples at random: 1,640-1,840 of the 2,000 links kept in four runs, all of them right
+    assert total > 0.6 * 5 * 400 and correct / total > 0.95

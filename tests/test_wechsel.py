@@ -14,6 +14,7 @@ from tokengraft.transplant.auxiliary.bilingual import (
 )
 from tokengraft.transplant.methods.base import METHODS, InitProblem
 from tokengraft.transplant.methods.wechsel import WechselOptions, nearest, wechsel
+from transplant_fixtures import run_contract
 
 
 def random_rotation(dim: int, seed: int) -> torch.Tensor:
@@ -100,7 +101,7 @@ def make_problem(seed: int = 0) -> InitProblem:
 
 
 def test_wechsel_hand_computed_softmax_of_neighbours():
-    result = wechsel(make_problem(), WechselOptions(neighbours=2))
+    result = run_contract("wechsel", make_problem(), WechselOptions(neighbours=2))
     # x = (0, 1): cos to a, b, c = 0, 1, .8 (the special is never a neighbour) -> top 2 b, c
     w_b = 1 / (1 + math.exp((0.8 - 1.0) / 0.1))
     torch.testing.assert_close(result.rows[1], w_b * OLD[1] + (1 - w_b) * OLD[2])
@@ -108,21 +109,21 @@ def test_wechsel_hand_computed_softmax_of_neighbours():
     assert torch.equal(result.rows[0], OLD[0])
     assert torch.isfinite(result.rows).all()
     # default k = 10 > usable old tokens: the -inf tail gets weight 0
-    full = wechsel(make_problem(), WechselOptions())
+    full = run_contract("wechsel", make_problem(), WechselOptions())
     expected = torch.softmax(torch.tensor([0.0, 1.0, 0.8]) / 0.1, dim=0) @ OLD[:3]
     torch.testing.assert_close(full.rows[1], expected)
 
 
 def test_wechsel_paper_mode_is_deterministic_with_a_seeded_fallback():
     paper = WechselOptions(paper=True)
-    a, b, c = wechsel(make_problem(0), paper), wechsel(make_problem(0), paper), wechsel(make_problem(1), paper)
+    a, b, c = run_contract("wechsel", make_problem(0), paper), run_contract("wechsel", make_problem(0), paper), run_contract("wechsel", make_problem(1), paper)
     assert torch.equal(a.rows, b.rows) and not torch.equal(a.rows[2], c.rows[2])
 
 
 def test_wechsel_tokens_without_a_vector_get_fvt_rows():
     problem = make_problem(0)
     problem.pieces[2] = [1, 2]          # y spelled b + c by the old tokenizer, no vector
-    result = wechsel(problem, WechselOptions())
+    result = run_contract("wechsel", problem, WechselOptions())
     torch.testing.assert_close(result.rows[2], (OLD[1] + OLD[2]) / 2)
     assert result.source[2] == "fvt"
 
@@ -140,8 +141,8 @@ def test_nearest_is_chunk_invariant_and_masks():
 def test_wechsel_needs_aligned_spaces():
     problem = make_problem()
     problem.aux_old = torch.zeros(4, 3)
-    with pytest.raises(ValueError, match="dim"):
-        wechsel(problem, WechselOptions())
+    with pytest.raises(TokengraftError, match="dim"):
+        run_contract("wechsel", problem, WechselOptions())
     assert METHODS["wechsel"].options is WechselOptions
 
 
@@ -150,8 +151,7 @@ def test_real_freedict_eng_deu():
     from tokengraft.transplant.auxiliary.bilingual import find_dictionary
 
     found = find_dictionary("en", "de")
-    if found is None:
-        pytest.skip("dict-freedict-eng-deu is not unpacked; run scripts/setup.sh")
+    assert found is not None, "dict-freedict-eng-deu is not unpacked; run bash scripts/setup.sh"
     pairs = set(read_dictd(*found))
     assert {("house", "Haus"), ("window", "Fenster"), ("dog", "Hund")} <= pairs
     assert len(pairs) > 100_000

@@ -88,7 +88,7 @@ def register_test_method() -> str:
             else:
                 source.append("fallback:no-pieces")
         residual = torch.full((problem.new_size,), float("nan"))
-        residual[0] = 0.5  # one known residual, to check that residuals reach the diagnostics
+        residual[source.index(TEST_METHOD)] = 0.5  # one known residual, to check that residuals reach the diagnostics
         return InitResult(rows, source, residual)
 
     return TEST_METHOD
@@ -108,3 +108,12 @@ def wordpiece_tokenizer():
     tok.train_from_iterator([BASE_TEXT + NEW_TEXT] * 20, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]")
+
+
+def run_contract(name: str, problem, options):
+    """Method ``name`` on ``problem`` as the orchestrator runs it: the method, then its contract
+    (the overlap copied bit for bit, non-finite rows repaired), which no method does itself."""
+    from tokengraft.transplant.core import run_method
+    from tokengraft.transplant.methods import METHODS
+
+    return run_method(METHODS[name], options, problem)

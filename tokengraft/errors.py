@@ -23,3 +23,14 @@ def missing_package(what: str, package: str, command: str | None = None) -> Miss
     """
     command = command or "bash scripts/setup.sh"
     return MissingAssetError(f"{what} needs the package {package}, which is not installed; run: {command}")
+
+
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, short enough for a one-line error.
+
+    >>> first_line(ValueError("bad header\\nmore detail"))
+    'bad header'
+    """
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."

@@ -73,7 +73,7 @@ def load_corpus(spec: str | os.PathLike[str]) -> Corpus:
     start = time.perf_counter()
     builtin = _builtin_parts(name)
     docs = _load_builtin(builtin) if builtin else _load_local(name)
-    corpus = Corpus(name, docs)
+    corpus = Corpus(name, docs, _language(builtin) if builtin else None)
     if not docs or corpus.num_bytes == 0:
         raise TokengraftError(f"corpus {name!r} is empty (no documents with text); check the path or split")
     logger.info("corpus %s: %d documents, %d bytes in %.2fs", name, len(docs), corpus.num_bytes, time.perf_counter() - start)
@@ -129,6 +129,22 @@ def _builtin_parts(spec: str) -> _Builtin | None:
         shape = "libreoffice:<lang>" if head == "libreoffice" else "bible:web|bible:rv1909"
         raise TokengraftError(f"bad corpus spec {spec!r}; use {shape}[:train|:heldout|:dev|:fit]")
     return _Builtin(head, parts[0], split)
+
+
+def corpus_language(spec: str | os.PathLike[str] | None) -> str | None:
+    """The language of a built-in corpus spec without loading it (``libreoffice:fr:heldout`` -> ``fr``)."""
+    builtin = _builtin_parts(str(spec)) if spec else None
+    return _language(builtin) if builtin else None
+
+
+def _language(spec: _Builtin) -> str | None:
+    """``libreoffice:pt-br`` -> ``pt``; a bible's own language; code has none."""
+    if spec.kind == "libreoffice":
+        return (spec.name or "").split("-")[0].lower() or None
+    if spec.kind == "bible":
+        source = bible.BIBLES.get((spec.name or "").lower())
+        return source.language if source else None
+    return None
 
 
 def _load_builtin(spec: _Builtin) -> list[Document]:

@@ -19,6 +19,7 @@ class Document:
 class Corpus:
     name: str
     documents: list[Document] = field(default_factory=list)
+    language: str | None = None  # ISO 639-1 code when the source knows it (libreoffice:fr -> "fr"), else None
 
     def texts(self) -> list[str]:
         return [d.text for d in self.documents]
@@ -45,7 +46,7 @@ class Corpus:
                 break
             out.append(doc)
             left -= len(raw)
-        return Corpus(self.name, out)
+        return Corpus(self.name, out, self.language)
 
     def by_id(self) -> dict[str, str]:
         return {d.id: d.text for d in self.documents}

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -29,6 +31,8 @@ import torch
 
 from tokengraft.assets.cache import atomic_dir, cache_dir
 from tokengraft.assets.gguf import GGUF_MAGIC, convert_gguf, inspect_gguf
+from tokengraft.assets.weights import (WEIGHT_SUFFIXES, check_device, check_weight_files,
+                                       damaged_weights_error, unsafe_pickle_error, weights_file_error)
 from tokengraft.errors import TokengraftError, missing_package
 
 if TYPE_CHECKING:
@@ -79,14 +83,21 @@ def model_folder(spec: str | os.PathLike[str]) -> Path:
 
 def load_model(spec: str | os.PathLike[str], *, dtype: torch.dtype | str = torch.float32, device: str | torch.device = "cpu",
                trust_remote_code: bool = False, kind: str = "causal") -> PreTrainedModel:
-    """A ``transformers`` model in eval mode: causal LM, or the bare encoder with ``kind="encoder"``."""
+    """A ``transformers`` model in eval mode: causal LM, or the bare encoder with ``kind="encoder"``.
+
+    Weights load safely or not at all: a truncated safetensors file or a pickle that holds
+    more than tensors is a one-line :class:`TokengraftError`, never a partial model.
+    """
     if kind not in KINDS:
         raise TokengraftError(f"unknown model kind {kind!r}; use one of: {', '.join(KINDS)}")
+    target = check_device(device)
     name = os.fspath(spec)
     what, value = _classify(name)
     if what == "builtin" and kind == "causal" and BUILTIN_MODELS[value].kind == "encoder":
         raise TokengraftError(f"model {value} is an encoder, not a causal LM; load it with kind='encoder'")
     source = value if what == "hub" else str(model_folder(name))
+    if what != "hub":
+        check_weight_files(Path(source))
     from transformers import AutoModel, AutoModelForCausalLM
 
     auto = AutoModelForCausalLM if kind == "causal" else AutoModel
@@ -99,7 +110,14 @@ def load_model(spec: str | os.PathLike[str], *, dtype: torch.dtype | str = torch
         raise TokengraftError(f"could not read model {name!r} from {source} ({_first_line(err)}); check the folder's files") from None
     except ValueError as err:
         raise _load_error(name, source, kind, err) from None
-    return model.to(device).eval()
+    except pickle.UnpicklingError:
+        raise unsafe_pickle_error(name, source) from None
+    except Exception as err:  # safetensors' and torch's own errors for damaged files
+        damaged = damaged_weights_error(name, source, err)
+        if damaged is None:
+            raise
+        raise damaged from None
+    return model.to(target).eval()
 
 
 def _classify(spec: str) -> tuple[str, str]:
@@ -115,6 +133,8 @@ def _classify(spec: str) -> tuple[str, str]:
                 return "gguf", str(path)
         if path.suffix.lower() == ".gguf":
             inspect_gguf(path)  # raises the "not a GGUF" error
+        if path.suffix.lower() in WEIGHT_SUFFIXES:
+            raise weights_file_error(path)
         raise TokengraftError(f"{spec} is a file but not a GGUF model; give a .gguf file or the HF folder that holds config.json")
     if path.suffix.lower() == ".gguf" or spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec:
         raise TokengraftError(f"model file or folder {spec} does not exist; check the path")
@@ -260,3 +280,25 @@ def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if not isinstance(value, torch.dtype):
         raise TokengraftError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
     return value
+
+
+# Architecture names of checkpoints with a language-model head (``--kind encoder`` refuses them).
+_CAUSAL_ARCHITECTURES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def check_not_causal(spec: str) -> None:
+    """Refuse a checkpoint with a language-model head where an encoder is meant (``--kind encoder``):
+    transplanting its bare body would silently drop the head."""
+    path = Path(spec).expanduser()
+    folder = path if path.is_dir() else model_folder(spec) if spec in BUILTIN_MODELS else None
+    if folder is None:
+        return  # a GGUF file or a hub id: not converted or fetched just for this check
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        architectures = config.get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return  # transformers reports an unreadable config itself
+    causal = [a for a in architectures if isinstance(a, str) and a.endswith(_CAUSAL_ARCHITECTURES)]
+    if causal:
+        raise TokengraftError(f"model {spec!r} is a causal LM ({causal[0]}); --kind encoder would write its body "
+                              "without the output head; use --kind causal (encoder is for models like minilm-l6)")

@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from tokengraft.assets.cache import atomic_dir, cache_dir
-from tokengraft.errors import TokengraftError, missing_package
+from tokengraft.assets.tokenizer_checks import check_unique_ids
+from tokengraft.assets.weights import WEIGHT_SUFFIXES, weights_file_error
+from tokengraft.errors import TokengraftError, first_line as _first_line, missing_package
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -108,9 +110,11 @@ def _from_folder(folder: Path) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     try:
-        return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
     except Exception as err:  # tokenizers raises plain Exceptions for corrupt JSON
         raise TokengraftError(f"tokenizer folder {folder} is unreadable ({_first_line(err)}); check its tokenizer.json") from None
+    check_unique_ids(tokenizer.backend_tokenizer, str(folder))
+    return tokenizer
 
 
 def _load_folder(folder: Path) -> PreTrainedTokenizerFast:
@@ -145,6 +149,8 @@ def _load_file(path: Path) -> PreTrainedTokenizerFast:
     if suffix == ".tiktoken":
         target = cache_dir("tokenizers", "files", f"tiktoken-{path.stem}-{_digest(path)}")
         return _cached(target, str(path), lambda: _build_tiktoken_file(path))
+    if suffix in WEIGHT_SUFFIXES:
+        raise weights_file_error(path)
     raise TokengraftError(f"{path} is not a tokenizer file tokengraft reads; give tokenizer.json, .model (SentencePiece), "
                           ".tiktoken or .gguf")
 
@@ -156,6 +162,7 @@ def _from_tokenizer_json(path: Path) -> PreTrainedTokenizerFast:
         backend = Tokenizer.from_file(str(path))
     except Exception as err:
         raise TokengraftError(f"tokenizer file {path} is unreadable ({_first_line(err)}); check that it is a tokenizer.json") from None
+    check_unique_ids(backend, str(path))  # before _wrap, whose copy of such a tokenizer fails
     return _wrap(backend, _roles_from_structure(backend))
 
 
@@ -182,6 +189,7 @@ def _from_hub(repo_id: str) -> PreTrainedTokenizerFast:
                               f"use a local folder or file, or a built-in: {', '.join(BUILTIN_TOKENIZERS)}") from None
     if not isinstance(tok, PreTrainedTokenizerFast):
         raise TokengraftError(f"tokenizer {repo_id!r} has no fast version; download its tokenizer.model and give that file")
+    check_unique_ids(tok.backend_tokenizer, repo_id)
     return tok
 
 
@@ -213,12 +221,6 @@ def _digest(*paths: Path) -> str:
     for path in paths:
         sha.update(path.read_bytes())
     return sha.hexdigest()[:12]
-
-
-def _first_line(err: BaseException, limit: int = 160) -> str:
-    text = str(err).strip()
-    first = text.splitlines()[0] if text else type(err).__name__
-    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 # --- converters: each returns (tokenizers.Tokenizer, roles) -------------------------------

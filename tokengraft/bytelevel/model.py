@@ -37,7 +37,7 @@ class ByteModel:
                  stride: int | None = None) -> None:
         from tokengraft.measure.inputs import resolve_context
         from tokengraft.measure.options import EvalOptions
-        from tokengraft.measure.start import resolve_start_token
+        from tokengraft.lm.start import resolve_start_token
         from tokengraft.vocab import byte_vocab
 
         self.model, self.tokenizer = model, tokenizer

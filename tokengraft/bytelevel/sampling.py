@@ -77,7 +77,7 @@ def generate_bytes(models: Sequence[ByteModel], prompt: str | bytes, options: Ge
 
 def generate_tokens(model: Any, tokenizer: Any, prompt: str, options: GenerateOptions | None = None) -> bytes:
     """Plain token-level generation (the prompt tokenized as is), cut to ``max_bytes``: the baseline."""
-    from tokengraft.measure.start import resolve_start_token
+    from tokengraft.lm.start import resolve_start_token
     from tokengraft.vocab import byte_vocab, encode_bytes
 
     options = options or GenerateOptions()

@@ -48,8 +48,7 @@ class TreeEvaluator:
     checked: bool = False
 
     def __post_init__(self) -> None:
-        from tokengraft.measure.inputs import text_config
-        from tokengraft.measure.scorer import split_head
+        from tokengraft.lm.head import split_head, text_config
 
         config = text_config(self.model)
         kinds = set(getattr(config, "layer_types", None) or [])

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
   tokengraft eval --model smollm2-135m --text libreoffice:en:heldout libreoffice:de:heldout --max-bytes 200000
@@ -21,9 +21,9 @@ comparable when the tokenizer changes. Every document starts with one start toke
 
 def register(subparsers: Any) -> None:
     from tokengraft.cli.eval_bytes import EPILOG as BYTES_EPILOG, register_flags as register_byte_flags
+    from tokengraft.cli.flags import add_option_flags
     from tokengraft.measure.options import DTYPES, EvalOptions
 
-    defaults = {f.name: f.default for f in fields(EvalOptions)}
     p = subparsers.add_parser(
         "eval", help="measure bits per byte of a model on text",
         description="Score every document of each corpus with the model and print bytes, tokens, "
@@ -35,37 +35,31 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tokenizer", metavar="SPEC", action="append", help="tokenizer spec (default: the model's own)")
     p.add_argument("--text", metavar="CORPUS", nargs="+", required=True,
                    help="corpora: built-in name (libreoffice:en:heldout), file, folder, glob or jsonl/parquet")
-    p.add_argument("--max-bytes", type=int, metavar="N", default=defaults["max_bytes"],
-                   help="score at most N UTF-8 bytes of each corpus (default: all)")
     p.add_argument("--json", metavar="OUT", help="also write every result as JSON to this file")
-    p.add_argument("--device", metavar="DEVICE", default=defaults["device"], help="cpu or cuda (default: %(default)s)")
-    p.add_argument("--dtype", choices=DTYPES, default=defaults["dtype"], help="default: %(default)s")
-    p.add_argument("--batch-tokens", type=int, metavar="N", default=defaults["batch_tokens"],
-                   help="token budget per batch, rows x padded length (default: 4096 on CPU, 131072 on CUDA)")
-    p.add_argument("--context", type=int, metavar="N", default=defaults["context"],
-                   help="window length (default: the model's max positions, at most 2048)")
-    p.add_argument("--stride", type=int, metavar="N", default=defaults["stride"],
-                   help="new tokens scored per sliding window (default: context // 2)")
-    p.add_argument("--start", metavar="TOKEN", default=defaults["start"],
-                   help="start token of each document: auto, bos, eos or a token (default: %(default)s)")
+    add_option_flags(p, EvalOptions, choices={"dtype": DTYPES}, metavars={"device": "DEVICE", "start": "TOKEN"})
     register_byte_flags(p)
     p.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.cli.flags import options_from_args as build
     from tokengraft.measure.options import EvalOptions
 
-    return EvalOptions(**{f.name: getattr(args, f.name) for f in fields(EvalOptions)})
+    return build(args, EvalOptions)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tokengraft.assets import load_corpora, load_model, load_tokenizer
+    from tokengraft.assets import load_corpora, load_model, load_tokenizer, model_folder
+    from tokengraft.assets.outputs import check_output_file
     from tokengraft.measure import bits_per_byte, format_table, write_json
-    from tokengraft.measure.runtime import resolve_device
+    from tokengraft.measure.inputs import check_scorable
 
     options = options_from_args(args)
+    options.validate()  # fail before minutes of model loading
+    if args.json:
+        check_output_file(args.json, flag="--json")  # before the scoring whose results it would lose
     if args.bytes:
         from tokengraft.cli.eval_bytes import run_bytes
 
@@ -75,9 +69,11 @@ def run(args: argparse.Namespace) -> int:
 
         raise TokengraftError("several --model and --weights mix models byte by byte; add --bytes")
     args.model, args.tokenizer = args.model[0], (args.tokenizer or [None])[-1]
-    resolve_device(options.device)  # fail before minutes of model loading
     # Cheapest first, so that a bad corpus or tokenizer spec fails before the model loads.
     corpora = load_corpora(args.text, max_bytes=options.max_bytes)
+    check_scorable(corpora)
+    if not args.tokenizer:
+        model_folder(args.model)  # so that a bad --model is reported as a model, not as a tokenizer
     tokenizer = load_tokenizer(args.tokenizer or args.model)
     model = load_model(args.model, dtype=getattr(torch, options.dtype), device=options.device)
     result = bits_per_byte(model, tokenizer, corpora, options)
@@ -85,5 +81,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         meta = {"model": args.model, "tokenizer": args.tokenizer or args.model, "options": asdict(options)}
         write_json(args.json, result, meta)
-        log.info("wrote %s", args.json)
+        logger.info("wrote %s", args.json)
     return 0

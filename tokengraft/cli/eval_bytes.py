@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -25,20 +25,19 @@ EPILOG = """byte level (--bytes):
 def register_flags(p: argparse.ArgumentParser) -> None:
     """Add the byte-level flags to eval's parser."""
     from tokengraft.bytelevel.options import ByteOptions
+    from tokengraft.cli.flags import add_option_flags
 
-    defaults = {f.name: f.default for f in fields(ByteOptions)}
     p.add_argument("--bytes", action="store_true",
                    help="score the byte-level model (all tokenizations) beside the canonical token-level BPB")
     p.add_argument("--weights", type=float, nargs="+", metavar="W",
                    help="mixture weights, one per --model (default: equal); needs --bytes")
-    p.add_argument("--byte-threshold", type=float, metavar="P", default=defaults["threshold"],
-                   help="prune tokenizations whose share of the prefix probability is below P (default: %(default)s)")
+    add_option_flags(p, ByteOptions, only={"threshold"}, flags={"threshold": "--byte-threshold"})
 
 
 def byte_options(args: argparse.Namespace) -> Any:
     from tokengraft.bytelevel.options import ByteOptions
 
-    return ByteOptions(threshold=args.byte_threshold)
+    return ByteOptions(threshold=args.threshold)
 
 
 def run_bytes(args: argparse.Namespace, options: Any) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -27,8 +26,8 @@ tokenized as it is and one model generates tokens (the usual way).
 
 def register(subparsers: Any) -> None:
     from tokengraft.bytelevel.options import ByteOptions, GenerateOptions
+    from tokengraft.cli.flags import add_option_flags
 
-    defaults = {f.name: f.default for f in fields(GenerateOptions)}
     p = subparsers.add_parser(
         "generate", help="continue a prompt (byte by byte with --bytes, several models mixed)",
         description="Generate text after a prompt, greedy or sampled, from one model or a byte-level mixture.",
@@ -40,16 +39,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--prompt", required=True, help="the text to continue (it may end mid-word)")
     p.add_argument("--bytes", action="store_true", help="generate byte by byte from the byte-level model(s)")
     p.add_argument("--weights", type=float, nargs="+", metavar="W", help="mixture weights, one per --model")
-    p.add_argument("--max-bytes", type=int, metavar="N", default=defaults["max_bytes"],
-                   help="bytes to generate at most (default: %(default)s)")
-    p.add_argument("--temperature", type=float, metavar="T", default=defaults["temperature"],
-                   help="0: greedy; else sample (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults["seed"], help="random seed for sampling (default: %(default)s)")
-    p.add_argument("--stop", metavar="TEXT", default=defaults["stop"], help="stop after this text appears")
-    p.add_argument("--byte-threshold", type=float, metavar="P", default=ByteOptions.threshold,
-                   help="prune tokenizations below this share of the prefix probability (default: %(default)s)")
+    add_option_flags(p, GenerateOptions, metavars={"stop": "TEXT"})
+    add_option_flags(p, ByteOptions, only={"threshold"}, flags={"threshold": "--byte-threshold"})
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.bytelevel.options import GenerateOptions
+    from tokengraft.cli.flags import options_from_args as build
+
+    return build(args, GenerateOptions)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from tokengraft.errors import TokengraftError
     from tokengraft.measure.runtime import resolve_device
 
-    options = GenerateOptions(**{f.name: getattr(args, f.name) for f in fields(GenerateOptions)})
+    options = options_from_args(args)
     device = resolve_device(args.device)
     tokenizer_specs = args.tokenizer or []
     if tokenizer_specs and len(tokenizer_specs) != len(args.model):
@@ -74,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
         models.append(load_model(spec, device=device).eval())
     with torch.inference_mode():
         out = generate(models, tokenizers, args.prompt, options, weights=args.weights, byte_level=args.bytes,
-                       byte_options=ByteOptions(threshold=args.byte_threshold))
+                       byte_options=ByteOptions(threshold=args.threshold))
     sys.stdout.write((args.prompt.encode("utf-8") + out).decode("utf-8", errors="replace") + "\n")
     return 0

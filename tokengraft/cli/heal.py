@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import fields
 from typing import Any
 
 EPILOG = """examples:
@@ -19,59 +18,28 @@ EPILOG = """examples:
 
 
 def register(subparsers: Any) -> None:
-    from tokengraft.heal.options import ALM_PARAMS, MODES, PRECISIONS, HealOptions
+    from tokengraft.cli.flags import add_option_flags
+    from tokengraft.heal.options import ALM_PARAMS, DEVICES, MODES, PRECISIONS, HealOptions
 
-    d = {f.name: f.default for f in fields(HealOptions) if not callable(f.default_factory)}  # type: ignore[misc]
     p = subparsers.add_parser(
         "heal", help="train a transplanted model back to health (embeddings, ALM, LoRA, full)",
         description="Continue training a (transplanted) model on text: only its embeddings, by cross-tokenizer "
                     "distillation from the original model (ALM), with LoRA, or everything.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", metavar="DIR", required=True, help="transplant output folder (or any causal LM spec)")
-    p.add_argument("--corpus", metavar="CORPUS", nargs="+", required=True, help="training text specs")
-    p.add_argument("--mode", choices=MODES, default=d["mode"], help="what and how to train (default: %(default)s)")
-    p.add_argument("--teacher", metavar="SPEC", default=d["teacher"],
-                   help="ALM teacher (default: the base model named in the model's transplant.json)")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, metavar="N", default=d["steps"], help="optimizer steps (default: %(default)s)")
-    budget.add_argument("--tokens", type=int, metavar="N", default=d["tokens"], help="training budget in tokens instead")
-    p.add_argument("--seq-len", type=int, metavar="N", default=d["seq_len"], help="tokens per row (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, metavar="N", default=d["batch_size"],
-                   help="rows per optimizer step over all processes (default: %(default)s)")
-    p.add_argument("--grad-accum", type=int, metavar="N", default=d["grad_accum"], help="micro-steps per optimizer step")
-    p.add_argument("--lr", type=float, metavar="X", default=d["lr"], help="peak learning rate (default: by mode)")
-    p.add_argument("--warmup", type=int, metavar="N", default=d["warmup"], help="warm-up steps (default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, metavar="X", default=d["weight_decay"])
-    p.add_argument("--max-grad-norm", type=float, metavar="X", default=d["max_grad_norm"], help="0: no clipping")
-    p.add_argument("--tau", type=float, metavar="X", default=d["tau"], help="ALM temperature (default: %(default)s)")
-    p.add_argument("--alm-lm-weight", type=float, metavar="X", default=d["alm_lm_weight"],
-                   help="weight of the LM loss added to ALM (default: %(default)s)")
-    p.add_argument("--alm-params", choices=ALM_PARAMS, default=d["alm_params"], help="what ALM trains (default: %(default)s)")
-    p.add_argument("--only-new", action="store_true", help="train only the embedding rows the transplant did not copy")
-    p.add_argument("--lora-r", type=int, metavar="N", default=d["lora_r"])
-    p.add_argument("--lora-alpha", type=int, metavar="N", default=d["lora_alpha"])
-    p.add_argument("--eval", metavar="CORPUS", nargs="+", default=[], help="held-out text for bits per byte")
-    p.add_argument("--eval-every", type=int, metavar="N", default=d["eval_every"], help="0: only before and after")
-    p.add_argument("--eval-max-bytes", type=int, metavar="N", default=d["eval_max_bytes"])
-    p.add_argument("--save-every", type=int, metavar="N", default=d["save_every"], help="checkpoint interval, 0: none")
-    p.add_argument("--keep-checkpoints", type=int, metavar="N", default=d["keep_checkpoints"])
-    p.add_argument("--out", metavar="DIR", default=d["out"], help="output model folder (default: <model>-heal-<mode>)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --out")
-    p.add_argument("--seed", type=int, metavar="N", default=d["seed"])
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d["device"])
-    p.add_argument("--precision", choices=PRECISIONS, default=d["precision"],
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    budget = ("steps", "tokens")  # one or the other
+    add_option_flags(p, HealOptions, skip=budget, required=("model", "corpus"), flags={"progress": "--no-progress"},
+                     choices={"mode": MODES, "alm_params": ALM_PARAMS, "device": DEVICES, "precision": PRECISIONS},
+                     metavars={"model": "DIR", "corpus": "CORPUS", "teacher": "SPEC", "eval": "CORPUS", "out": "DIR"})
+    add_option_flags(p.add_mutually_exclusive_group(), HealOptions, only=budget)
     p.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.cli.flags import options_from_args as build
     from tokengraft.heal.options import HealOptions
 
-    names = {f.name for f in fields(HealOptions)}
-    return HealOptions(**{k: v for k, v in vars(args).items() if k in names})
+    return build(args, HealOptions)
 
 
 def run(args: argparse.Namespace) -> int:

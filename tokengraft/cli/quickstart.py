@@ -10,7 +10,11 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+
+from tokengraft.tokenizer.options import TrainOptions
+from tokengraft.transplant.options import DEFAULT_METHOD
 
 logger = logging.getLogger(__name__)
 
@@ -20,60 +24,77 @@ EPILOG = """examples:
 """
 
 
+@dataclass
+class QuickstartOptions:
+    model: str = "smollm2-135m"                   # base model
+    language: str = "fr"                          # LibreOffice help language to adapt to
+    vocab_size: int = TrainOptions.vocab_size     # of the tokenizer trained on libreoffice:<language>:train
+    method: str = DEFAULT_METHOD                  # init method
+    max_bytes: int = 20_000                       # held-out bytes scored per language (SmolLM2 scores ~100-300
+                                                  # tokens/s on 2 CPU cores)
+    out: str = "out/quickstart"                   # folder for the tokenizer and the model
+
+
 def register(sub: Any) -> None:
-    from tokengraft.transplant.options import DEFAULT_METHOD
+    from tokengraft.cli.flags import add_option_flags
 
     p = sub.add_parser("quickstart", help="train a tokenizer, transplant SmolLM2, report bits per byte before/after",
                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m", help="base model (default: smollm2-135m)")
-    p.add_argument("--language", default="fr", help="LibreOffice help language to adapt to (default: fr)")
-    p.add_argument("--vocab-size", type=int, default=32000, help="default: 32000")
-    p.add_argument("--method", default=DEFAULT_METHOD, help=f"init method (default: {DEFAULT_METHOD})")
-    p.add_argument("--max-bytes", type=int, default=20000,
-                   help="held-out bytes scored per language (default: 20000; SmolLM2 scores ~100-300 tokens/s on 2 CPU cores)")
-    p.add_argument("--out", default="out/quickstart", help="folder for the tokenizer and model (default: out/quickstart)")
+    add_option_flags(p, QuickstartOptions, metavars={"model": "SPEC", "language": "LANG", "method": "NAME",
+                                                     "out": "DIR"})
     p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> QuickstartOptions:
+    from tokengraft.cli.flags import options_from_args as build
+
+    return build(args, QuickstartOptions)
 
 
 def run(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora, load_corpus, load_model, load_tokenizer
     from tokengraft.measure import EvalOptions, bits_per_byte
-    from tokengraft.tokenizer import TrainOptions, train_to_folder
+    from tokengraft.publish.evaluate import eval_entries, record_eval
+    from tokengraft.report import write_report
+    from tokengraft.tokenizer import train_to_folder
     from tokengraft.transplant import TransplantOptions, transplant
-    from tokengraft.transplant.core import get_method
 
-    out = Path(args.out)
-    tok_dir, model_dir = out / f"tokenizer-{args.language}-{args.vocab_size}", out / f"model-{args.method}"
-    train_spec = f"libreoffice:{args.language}:train"
+    o = options_from_args(args)
+    out = Path(o.out)
+    tok_dir, model_dir = out / f"tokenizer-{o.language}-{o.vocab_size}", out / f"model-{o.method}"
+    train_spec = f"libreoffice:{o.language}:train"
     if not tok_dir.exists():  # idempotent: a second run reuses the tokenizer
-        print(f"[1/4] training a {args.vocab_size}-token BPE on {train_spec} ...", flush=True)
+        print(f"[1/4] training a {o.vocab_size}-token BPE on {train_spec} ...", flush=True)
         texts = load_corpus(train_spec).texts()
-        train_to_folder(texts, TrainOptions(vocab_size=args.vocab_size, base=args.model), tok_dir,
+        train_to_folder(texts, TrainOptions(vocab_size=o.vocab_size, base=o.model), tok_dir,
                         corpus_names=(train_spec,))
     else:
         print(f"[1/4] reusing tokenizer {tok_dir}", flush=True)
-    print(f"[2/4] transplanting {args.model} with method {args.method} ...", flush=True)
+    print(f"[2/4] transplanting {o.model} with method {o.method} ...", flush=True)
     t0 = time.perf_counter()
-    needs = get_method(args.method).needs
-    corpus = train_spec if {"corpus", "aux", "model"} & set(needs) else None  # the tokenizer's own training text
-    result = transplant(TransplantOptions(model=args.model, tokenizer=str(tok_dir), method=args.method,
-                                          corpus=corpus, out=str(model_dir), overwrite=True))
+    # methods that read text get the tokenizer's own training corpus (the plan's default)
+    result = transplant(TransplantOptions(model=o.model, tokenizer=str(tok_dir), method=o.method,
+                                          out=str(model_dir), overwrite=True))
     print(f"      done in {time.perf_counter() - t0:.1f} s -> {model_dir}", flush=True)
     print(result.table())
 
     print("[3/4] bits per byte on held-out text (lower is better) ...", flush=True)
-    held = load_corpora([f"libreoffice:{args.language}:heldout", "libreoffice:en:heldout"], max_bytes=args.max_bytes)
+    held = load_corpora([f"libreoffice:{o.language}:heldout", "libreoffice:en:heldout"], max_bytes=o.max_bytes)
     options = EvalOptions()
-    base = load_model(args.model)
+    base = load_model(o.model)
     rows = []
     for corpus in held:
-        before = bits_per_byte(base, load_tokenizer(args.model), corpus, options)
+        before = bits_per_byte(base, load_tokenizer(o.model), corpus, options)
         after = bits_per_byte(result.model, result.tokenizer, corpus, options)
         rows.append((corpus.name, before, after))
-    print(_table(args.model, rows))
+    print(_table(o.model, rows))
+    before = {name: {"bpb": b.bpb, "tokens_per_byte": b.tokens_per_byte, "bytes": b.bytes} for name, b, _ in rows}
+    after = {name: {"bpb": a.bpb, "tokens_per_byte": a.tokens_per_byte, "bytes": a.bytes} for name, _, a in rows}
+    record_eval(model_dir, eval_entries(before, after))  # into transplant.json and the model card
+    print(f"      report: {write_report(model_dir)}", flush=True)
 
     print("[4/4] sample generation from the new model:", flush=True)
-    print(_sample(result.model, result.tokenizer, _PROMPTS.get(args.language, "LibreOffice")))
+    print(_sample(result.model, result.tokenizer, _PROMPTS.get(o.language, "LibreOffice")))
     return 0
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import fields
 from typing import Any
 
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 TRAIN_EPILOG = """examples:
   tokengraft tokenizer train --corpus libreoffice:fr:train --vocab-size 32000 --base smollm2-135m --out out/tok-fr-bpe32k
@@ -25,9 +24,9 @@ COMPARE_EPILOG = """examples:
 
 
 def register(subparsers: Any) -> None:
+    from tokengraft.cli.flags import add_option_flags
     from tokengraft.tokenizer.options import KINDS, TrainOptions
 
-    d = {f.name: f.default for f in fields(TrainOptions)}
     p = subparsers.add_parser("tokenizer", help="train, compare and analyse tokenizers",
                               description="Train a target tokenizer or compare tokenizers side by side.")
     sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
@@ -36,22 +35,10 @@ def register(subparsers: Any) -> None:
                        description="Train a tokenizer that copies a base's specials and conventions; writes a "
                                    "folder AutoTokenizer loads, whole or not at all.")
     t.add_argument("--corpus", nargs="+", action="extend", required=True, metavar="CORPUS", help="training corpora")
-    t.add_argument("--vocab-size", type=int, default=d["vocab_size"], metavar="N", help="default: %(default)s")
-    t.add_argument("--kind", choices=KINDS, default=d["kind"], help="default: %(default)s")
-    t.add_argument("--base", metavar="TOKENIZER", default=d["base"],
-                   help="tokenizer whose specials and conventions to copy (default: GPT-2 style byte-level)")
-    t.add_argument("--transition", type=int, default=d["transition"], metavar="N",
-                   help="superbpe: stage-1 vocabulary size (default: 0.8 x vocab size)")
-    t.add_argument("--max-words", type=int, default=d["max_words"], metavar="N",
-                   help="superbpe: most words one token may span (default: %(default)s)")
-    t.add_argument("--min-frequency", type=int, default=d["min_frequency"], metavar="N", help="default: %(default)s")
-    t.add_argument("--max-bytes", type=int, default=d["max_bytes"], metavar="N",
-                   help="train on a seeded random sample of about N bytes of documents")
-    t.add_argument("--seed", type=int, default=d["seed"], metavar="N", help="default: %(default)s")
-    t.add_argument("--keep-unused-specials", action="store_true", help="also copy the base's <unusedN> placeholders")
+    add_option_flags(t, TrainOptions, choices={"kind": KINDS}, metavars={"base": "TOKENIZER"},
+                     flags={"show_progress": "--no-progress"})
     t.add_argument("--out", metavar="DIR", required=True, help="output folder")
     t.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    t.add_argument("--no-progress", action="store_true", help="hide progress bars")
     t.set_defaults(action=run_train)
 
     c = sub.add_parser("compare", help="tokens per byte/word, premiums, overlap", epilog=COMPARE_EPILOG,
@@ -75,14 +62,13 @@ def register(subparsers: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora
+    from tokengraft.cli.flags import options_from_args
     from tokengraft.tokenizer.options import TrainOptions
     from tokengraft.tokenizer.train import check_output, train_to_folder
 
     check_output(args.out, args.overwrite)
-    options = TrainOptions(
-        vocab_size=args.vocab_size, kind=args.kind, base=args.base, transition=args.transition,
-        max_words=args.max_words, min_frequency=args.min_frequency, max_bytes=args.max_bytes, seed=args.seed,
-        keep_unused_specials=args.keep_unused_specials, show_progress=not args.no_progress)
+    options = options_from_args(args, TrainOptions)
+    options.validate()  # before the corpora load
     corpora = load_corpora(args.corpus)
     texts = [t for c in corpora for t in c.texts()]
     out = train_to_folder(texts, options, args.out, args.overwrite, corpus_names=args.corpus)
@@ -104,10 +90,14 @@ def parse_tokenizer_args(items: list[str]) -> dict[str, str]:
 
 def run_compare(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpora
+    from tokengraft.assets.outputs import check_output_file
     from tokengraft.tokenizer.compare import compare_tokenizers
     from tokengraft.tokenizer.report import format_table, plot_report, write_json
     from tokengraft.tokenizer.train import read_tokenizer
 
+    for path, flag, example in ((args.json, "--json", "compare.json"), (args.plot, "--plot", "compare.png")):
+        if path:
+            check_output_file(path, flag=flag, example=example)  # before the measuring whose results it would lose
     specs = parse_tokenizer_args(args.tokenizer)
     tokenizers = {label: read_tokenizer(spec, "tokenizer") for label, spec in specs.items()}
     corpora = load_corpora(args.corpus)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from typing import Any
 
 from tokengraft.errors import TokengraftError
@@ -16,9 +15,9 @@ MIXTURE_EPILOG = """examples:
 
 
 def add_parser(sub: Any) -> None:
+    from tokengraft.cli.flags import add_option_flags
     from tokengraft.tokenizer.mixture import MixtureOptions
 
-    d = {f.name: f.default for f in fields(MixtureOptions)}
     m = sub.add_parser("mixture", help="infer a BPE tokenizer's training data mixture", epilog=MIXTURE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Read from a BPE merge list what share of its training text each category "
@@ -27,18 +26,9 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--tokenizer", required=True, metavar="SPEC", help="built-in name, folder or file (BPE only)")
     m.add_argument("--category", action="append", required=True, metavar="NAME=CORPUS",
                    help="a candidate category and a corpus to sample it from, repeatable")
-    m.add_argument("--merges", type=int, default=d["merges"], metavar="N",
-                   help="merges to constrain (default: %(default)s, capped by the merge list)")
-    m.add_argument("--skip", type=int, default=d["skip"], metavar="N",
-                   help="apply the first N merges without constraining them (default: %(default)s)")
-    m.add_argument("--sample-bytes", type=int, default=d["sample_bytes"], metavar="N",
-                   help="UTF-8 bytes sampled per category (default: %(default)s)")
-    m.add_argument("--min-count", type=int, default=d["min_count"], metavar="N",
-                   help="constrain only merges seen N+ times in some sample (default: %(default)s)")
-    m.add_argument("--seed", type=int, default=d["seed"], metavar="N", help="sample seed (default: %(default)s)")
+    add_option_flags(m, MixtureOptions, flags={"show_progress": "--no-progress"})
     m.add_argument("--json", metavar="OUT", help="write {category: proportion} as JSON")
     m.add_argument("--plot", metavar="OUT.png", help="write a bar plot")
-    m.add_argument("--no-progress", action="store_true", help="hide progress bars")
     m.set_defaults(action=run_mixture)
 
 
@@ -58,13 +48,12 @@ def parse_categories(items: list[str]) -> dict[str, str]:
 
 def run_mixture(args: argparse.Namespace) -> int:
     from tokengraft.assets import load_corpus
+    from tokengraft.cli.flags import options_from_args
     from tokengraft.tokenizer.mixture import MixtureOptions, check_options, infer_mixture
     from tokengraft.tokenizer.mixture_report import format_mixture, plot_mixture, write_mixture_json
     from tokengraft.tokenizer.train import read_tokenizer
 
-    options = MixtureOptions(merges=args.merges, skip=args.skip, sample_bytes=args.sample_bytes, min_count=args.min_count,
-                             seed=args.seed,
-                             show_progress=not args.no_progress)
+    options = options_from_args(args, MixtureOptions)
     check_options(options)
     specs = parse_categories(args.category)
     tokenizer = read_tokenizer(args.tokenizer, "tokenizer")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from typing import Any
 
 from tokengraft.errors import TokengraftError
@@ -11,38 +10,28 @@ from tokengraft.errors import TokengraftError
 EPILOG = """examples:
   tokengraft transplant --model smollm2-135m --tokenizer out/tok-fr-bpe32k --method fvt --out out/smollm2-fr
   tokengraft transplant --model smollm2-135m --tokenizer gemma3-270m --method omp --donor gemma3-270m --out out/smollm2-gemma
+  tokengraft transplant --model smollm2-135m --tokenizer out/tok-de-bpe32k --method omp --aux minilm-l6 --out out/smollm2-de-omp
   tokengraft transplant --list-methods
 """
 
 
 def register(subparsers: Any) -> None:
-    from tokengraft.transplant.options import TransplantOptions
+    from tokengraft.cli.flags import add_option_flags
+    from tokengraft.transplant.options import DEVICES, DTYPES, KINDS, TransplantOptions
 
-    defaults = {f.name: f.default for f in fields(TransplantOptions)}
     p = subparsers.add_parser(
         "transplant", help="give a pretrained model a new tokenizer",
         description="Compute embeddings for a new tokenizer's vocabulary and write a model folder that "
                     "transformers loads as it is.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", metavar="SPEC", help="base model: built-in name, folder or hub id")
-    p.add_argument("--tokenizer", metavar="SPEC", help="the new tokenizer: built-in name, folder or file")
-    p.add_argument("--method", metavar="NAME", default=defaults["method"], help="init method (default: %(default)s)")
-    p.add_argument("--donor", metavar="SPEC", default=defaults["donor"], help="model that already uses the new tokenizer")
-    p.add_argument("--aux", metavar="SPEC", default=defaults["aux"], help="auxiliary embedder (e.g. minilm-l6)")
-    p.add_argument("--corpus", metavar="CORPUS", default=defaults["corpus"], help="text for methods that need it")
-    p.add_argument("--out", metavar="DIR", default=defaults["out"], help="output folder (written whole or not at all)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default=defaults["device"])
-    p.add_argument("--seed", type=int, metavar="N", default=defaults["seed"])
-    p.add_argument("--pad-to-multiple-of", type=int, metavar="N", default=defaults["pad_to_multiple_of"],
-                   help="pad the vocabulary; padded rows are the mean row and never sampled")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_option_flags(p, TransplantOptions, skip={"method_options"},
+                     choices={"device": DEVICES, "dtype": DTYPES, "kind": KINDS},
+                     metavars={"model": "SPEC", "tokenizer": "SPEC", "method": "NAME", "donor": "SPEC", "aux": "SPEC",
+                               "corpus": "CORPUS", "out": "DIR"})
     p.add_argument("--method-option", metavar="KEY=VALUE", action="append", default=[], dest="method_options",
-                   help="an option of the method's dataclass, repeatable (values parsed as JSON when they can be)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=defaults["dtype"],
-                   help="dtype of the saved weights (default: the model's)")
-    p.add_argument("--kind", choices=["causal", "encoder"], default=defaults["kind"],
-                   help="causal LM (input and output embeddings) or encoder (input only)")
+                   help="an option of the method's dataclass (or of a provider it uses), repeatable; values are"
+                        " parsed as JSON when they can be")
     p.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
     p.set_defaults(func=run)
 
@@ -66,25 +55,22 @@ def methods_table() -> str:
     from tokengraft.transplant.methods.base import METHODS
     from tokengraft.transplant.options import DEFAULT_METHOD
 
-    rows = [(m.name + ("*" if m.name == DEFAULT_METHOD else ""), ",".join(m.needs) or "-", m.summary)
+    rows = [(m.name + ("*" if m.name == DEFAULT_METHOD else ""), m.needs.describe(), m.summary)
             for m in sorted(METHODS.values(), key=lambda m: m.name)]
     width = max((len(r[0]) for r in rows), default=4)
-    lines = [f"{'name':<{width}}  {'needs':<16}  summary"]
-    lines += [f"{n:<{width}}  {needs:<16}  {summary}" for n, needs, summary in rows]
-    return "\n".join(lines + ["* the default"])
+    lines = [f"{'name':<{width}}  {'needs':<21}  summary"]
+    lines += [f"{n:<{width}}  {needs:<21}  {summary}" for n, needs, summary in rows]
+    return "\n".join(lines + ["* the default; needs: a|b = one of (--donor for donor, --aux for an embedder's"
+                               " space), + = also"])
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    from tokengraft.cli.flags import options_from_args as build
     from tokengraft.transplant.options import TransplantOptions
 
     if not args.model or not args.tokenizer:
         raise TokengraftError("tokengraft transplant needs --model SPEC and --tokenizer SPEC (or --list-methods)")
-    return TransplantOptions(
-        model=args.model, tokenizer=args.tokenizer, method=args.method, donor=args.donor, aux=args.aux,
-        corpus=args.corpus, out=args.out, device=args.device, seed=args.seed,
-        pad_to_multiple_of=args.pad_to_multiple_of, overwrite=args.overwrite,
-        method_options=parse_method_options(args.method_options), dtype=args.dtype, kind=args.kind,
-    )
+    return build(args, TransplantOptions, method_options=parse_method_options(args.method_options))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from tokengraft.assets.cache import atomic_dir
+from tokengraft.assets.outputs import folder_bytes, write_error
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STATE_FILE, MANIFEST_FILE, FORMAT = "state.pt", "manifest.json", 1
 
@@ -45,13 +46,24 @@ def checkpoints(root: Path) -> list[Path]:
 def save(root: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` as the checkpoint of ``step``; keep the newest ``keep`` checkpoints."""
     target = root / f"step-{step:08d}"
-    with atomic_dir(target, overwrite=True) as tmp:
-        torch.save(payload, tmp / STATE_FILE)
-        manifest = {"format": FORMAT, "step": step, "sha256": _sha256(tmp / STATE_FILE)}
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+    earlier = checkpoints(root)
+    try:
+        with atomic_dir(target, overwrite=True) as tmp:
+            torch.save(payload, tmp / STATE_FILE)
+            manifest = {"format": FORMAT, "step": step, "sha256": _sha256(tmp / STATE_FILE)}
+            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+    except BaseException as exc:
+        if not earlier and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # nothing of this run is on disk: leave no empty folder either
+        if not isinstance(exc, OSError):
+            raise
+        # a full disk must not cost the checkpoints already written
+        kept = (f"checkpoint {earlier[-1].name} is intact" if earlier else "no checkpoint was kept")
+        raise write_error(exc, target, need_bytes=folder_bytes(earlier[-1]) if earlier else None, kept=kept,
+                          fix="and continue with --resume") from exc
     for old in checkpoints(root)[:-max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
-    log.info("checkpoint: %s", target)
+    logger.info("checkpoint: %s", target)
     return target
 
 

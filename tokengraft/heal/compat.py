@@ -31,9 +31,15 @@ def load_corpora(specs: Sequence[str]) -> list[Corpus]:
     return list(load(list(specs)))
 
 
+def max_token_id(tokenizer: Any) -> int:
+    from tokengraft.vocab.ids import max_token_id as largest
+
+    return largest(tokenizer)
+
+
 def start_token_id(tokenizer: Any) -> int:
     """The token every document starts with, chosen exactly as the BPB meter chooses it."""
-    from tokengraft.measure.start import resolve_start_token
+    from tokengraft.lm.start import resolve_start_token
 
     return int(resolve_start_token(tokenizer)[1])
 

@@ -18,7 +18,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.heal.alignment import AlignedDoc, chunk_spans, next_window
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BLOCK = 64  # documents tokenized per batch call: fast-tokenizer batching, bounded memory
@@ -145,7 +145,7 @@ class AlignedStream:
                 if idle > 10 * len(w.texts) + 10:
                     raise TokengraftError(
                         f"the text has no shared token boundary within {self.seq_len} tokens; raise --seq-len")
-                log.debug("skipping a stretch of %d student tokens with no shared boundary",
+                logger.debug("skipping a stretch of %d student tokens with no shared boundary",
                           int(doc.bounds[w.offset + 1, 0] - doc.bounds[w.offset, 0]))
                 w.offset += 1
             else:

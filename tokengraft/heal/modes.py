@@ -14,7 +14,7 @@ import torch
 
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def embedding_params(model: Any) -> list[torch.nn.Parameter]:

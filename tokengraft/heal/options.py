@@ -15,6 +15,7 @@ from tokengraft.errors import TokengraftError
 MODES = ("embeddings", "alm", "full", "lora")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
 DEFAULT_LR = {"embeddings": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
@@ -56,6 +57,8 @@ class HealOptions:
     device: str = "auto"                         # auto | cpu | cuda (several GPUs: accelerate launch)
     precision: str = "auto"                      # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     progress: bool = True                        # progress bar with loss, tokens/s and ETA
+    push_to_hub: str | None = None               # upload the written folder to this hub repository (user/name)
+    public: bool = False                         # make the hub repository public (default: private)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +121,10 @@ class HealOptions:
             bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
         if self.teacher is not None and self.mode != "alm":
             bad("--teacher is only used by --mode alm; drop it or choose --mode alm")
+        if self.push_to_hub is not None:
+            from tokengraft.publish.hub import check_repo_id
+
+            check_repo_id(self.push_to_hub)
         if self.out_dir().resolve() == Path(self.model).resolve():
             bad(f"--out {self.out_dir()} is the input model folder; choose another --out")
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 RECORD_FILE, PLOT_FILE = "heal.json", "heal.png"
 
@@ -23,7 +23,7 @@ def plot_curves(folder: Path, loss_curve: list[dict[str, Any]], eval_curve: list
         matplotlib.use("Agg")  # files only, never a window
         import matplotlib.pyplot as plt
     except ImportError:
-        log.warning("no plot written: matplotlib is missing; install it with: pip install 'tokengraft[plot]'")
+        logger.warning("no plot written: matplotlib is missing; install it with: pip install 'tokengraft[plot]'")
         return False
     panels = 2 if eval_curve else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)

@@ -18,7 +18,7 @@ from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
 from tokengraft.heal.tokens import aligner, plain_encoder
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # ALM checks up front that both tokenizers rebuild the training text exactly, on at most
 # this much of it, so that a bad teacher fails before training rather than hours into it.
@@ -75,8 +75,9 @@ def _load_student(options: HealOptions) -> tuple[Any, Any]:
     model = compat.load_model(options.model, dtype=torch.float32)
     tokenizer = compat.load_tokenizer(options.model)
     rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        raise TokengraftError(f"the tokenizer of {options.model} has {len(tokenizer)} ids but the model only {rows} "
+    largest = max(len(tokenizer) - 1, compat.max_token_id(tokenizer))
+    if largest >= rows:
+        raise TokengraftError(f"the tokenizer of {options.model} has ids up to {largest} but the model only {rows} "
                               "embedding rows; heal a transplant output folder")
     return model, tokenizer
 
@@ -86,12 +87,15 @@ def _texts(specs: list[str], what: str) -> list[Any]:
     for corpus in corpora:
         if corpus.num_bytes == 0:
             raise TokengraftError(f"{what} corpus {corpus.name} is empty: it has no text; check the spec or its files")
+        if not any(d.text.strip() for d in corpus.documents):
+            raise TokengraftError(f"{what} corpus {corpus.name} holds only whitespace ({corpus.num_bytes:,} bytes); "
+                                  "check the spec or its files")
     return corpora
 
 
 def _teacher(spec: str, device: torch.device) -> tuple[Any, Any]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    log.info("ALM teacher: %s", spec)
+    logger.info("ALM teacher: %s", spec)
     teacher = compat.load_model(spec, dtype=dtype).to(device).eval()
     teacher.requires_grad_(False)
     return teacher, compat.load_tokenizer(spec)
@@ -109,7 +113,8 @@ def _check_alignable(texts: list[str], align: Any) -> None:
             break
     if batch:
         align(batch)
-    log.info("both tokenizers rebuild %.1f MB of training text exactly (%.1f s)", used / 1e6, time.perf_counter() - t0)
+    logger.info("both tokenizers rebuild %.1f MB of training text exactly (%.1f s)", used / 1e6,
+                time.perf_counter() - t0)
 
 
 def build_run(options: HealOptions, accelerator: Any) -> Run:
@@ -142,7 +147,7 @@ def build_run(options: HealOptions, accelerator: Any) -> Run:
         stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
-        log.info("healing %s: mode %s, %d trainable parameters, %d steps, %d process(es) on %s",
+        logger.info("healing %s: mode %s, %d trainable parameters, %d steps, %d process(es) on %s",
                  options.model, options.mode, trainable, total, accelerator.num_processes, accelerator.device)
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
                teacher=teacher, teacher_spec=teacher_spec, trainable=trainable)

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tokengraft.assets.cache import atomic_dir
+from tokengraft.assets.outputs import check_output_dir, output_dir
+from tokengraft.assets.tokenizer_checks import verify_saved_tokenizer
 from tokengraft.errors import TokengraftError
 from tokengraft.heal import checkpoint, compat, modes, report, sources
 from tokengraft.heal.losses import collate_alm
@@ -25,7 +26,7 @@ from tokengraft.heal.options import HealOptions, HealResult
 from tokengraft.heal.setup import Run, build_run, make_accelerator
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def heal(options: HealOptions) -> HealResult:
@@ -55,8 +56,7 @@ def heal(options: HealOptions) -> HealResult:
 
 
 def _check_paths(options: HealOptions, out: Path, root: Path) -> None:
-    if out.exists() and not options.overwrite:
-        raise TokengraftError(f"output folder {out} already exists; choose another --out or pass --overwrite")
+    check_output_dir(out, overwrite=options.overwrite, inputs={"input model": options.model, "teacher": options.teacher})
     found = checkpoint.checkpoints(root)
     if options.resume and not found:
         raise TokengraftError(f"--resume found no checkpoint in {root}; run without --resume to start from step 0")
@@ -108,7 +108,7 @@ def _restore(run: Run, path: Path) -> None:
     run.stream.load_state_dict(state["data"])
     run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
     run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
-    log.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
+    logger.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
 
 
 def _optimizer_step(run: Run) -> dict[str, float]:
@@ -166,7 +166,7 @@ def _evaluate(run: Run) -> None:
                                             max_bytes=run.options.eval_max_bytes,
                                             bf16=run.accelerator.mixed_precision == "bf16")
             entry["bpb"][spec], entry["tokens_per_byte"][spec] = bpb, tpb
-        log.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
+        logger.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
         run.eval_curve.append(entry)
         model.train()
     run.accelerator.wait_for_everyone()
@@ -216,6 +216,9 @@ def _peak_memory(run: Run) -> int:
 
 
 def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> None:
+    from tokengraft.publish.card import write_card
+    from tokengraft.publish.hub import push_folder
+
     o = run.options
     model = modes.finalize(run.accelerator.unwrap_model(run.model))
     record = {
@@ -226,12 +229,23 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "train_seconds": round(train_seconds, 3), "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
-    with atomic_dir(out, overwrite=o.overwrite) as tmp:
+    saved = checkpoint.checkpoints(o.checkpoint_dir())
+    fix = (f"and continue from checkpoint {saved[-1].name} with --resume" if saved
+           else "or choose another --out")
+    need = sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
+    with output_dir(out, overwrite=o.overwrite, need_bytes=need + (8 << 20), fix=fix) as tmp:
         model.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
+        problem = verify_saved_tokenizer(tmp, run.tokenizer)  # transformers may swap in a class of its own
+        if problem:
+            logger.warning("%s", problem)
+            record["warnings"] = [*record.get("warnings", []), problem]
         for name in (sources.TRANSPLANT_FILE, sources.TOKENS_FILE):  # keep the transplant's record beside it
             if (Path(o.model) / name).is_file():
                 shutil.copy2(Path(o.model) / name, tmp / name)
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
-    log.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+        write_card(tmp, name=out.name)
+    logger.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+    if o.push_to_hub:
+        push_folder(out, o.push_to_hub, public=o.public)

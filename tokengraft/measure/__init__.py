@@ -14,7 +14,7 @@ from typing import Any
 _WHERE = {
     "EvalOptions": "options", "EvalResult": "options", "bits_per_byte": "bpb",
     "bits_per_byte_reference": "reference", "format_table": "report", "write_json": "report",
-    "resolve_start_token": "start",
+    "resolve_start_token": "tokengraft.lm.start",  # lives below both measure and transplant
 }
 __all__ = sorted(_WHERE)
 
@@ -22,4 +22,6 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    where = _WHERE[name]
+    module = where if "." in where else f"{__name__}.{where}"
+    return getattr(importlib.import_module(module), name)

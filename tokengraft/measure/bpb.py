@@ -3,7 +3,7 @@
 Bits per byte stays comparable when the vocabulary changes, which per-token perplexity
 does not: BPB = total NLL in bits / UTF-8 bytes of exactly the text that was scored.
 Every document is scored on its own, starting from one start token (see
-:mod:`tokengraft.measure.start`); documents longer than the context slide a window whose
+:mod:`tokengraft.lm.start`); documents longer than the context slide a window whose
 overlap is context only, so every token is scored exactly once. Windows are sorted by
 length into batches under a token budget, so padding wastes little compute; the model
 runs to hidden states and the output head only at scored positions (see ``scorer``).
@@ -26,10 +26,10 @@ from tokengraft.measure.inputs import (as_corpora, check_vocab_fits, document_ch
 from tokengraft.measure.options import EvalOptions, EvalResult, combine, make_result
 from tokengraft.measure.runtime import scoring
 from tokengraft.measure.scorer import Scorer, build_batch
-from tokengraft.measure.start import resolve_start_token
+from tokengraft.lm.start import resolve_start_token
 from tokengraft.measure.windows import plan_batches, sliding_windows
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Texts = str | Corpus | Sequence[str] | Sequence[Corpus]
 
@@ -46,17 +46,18 @@ def bits_per_byte(model: Any, tokenizer: Any, texts_or_corpus: Texts, options: E
     >>> r.bpb, r.tokens, r.bytes                                            # doctest: +SKIP
     """
     options = options or EvalOptions()
+    options.validate()
     check_vocab_fits(model, tokenizer)
     context, stride = resolve_context(model, options)
     start_token, start_id = resolve_start_token(tokenizer, options.start)
     corpora = as_corpora(texts_or_corpus, options.max_bytes)
     with scoring(model, options) as device:
         budget = resolve_batch_tokens(options, device.type)
-        log.info("scoring %d corpora: context %d, stride %d, %d tokens a batch, documents start with %s (id %d)",
+        logger.info("scoring %d corpora: context %d, stride %d, %d tokens a batch, documents start with %s (id %d)",
                  len(corpora), context, stride, budget, start_token, start_id)
         scorer = Scorer(model, device)
         results = [_score_corpus(scorer, tokenizer, c, (start_token, start_id), context, stride, budget) for c in corpora]
-    log.debug("scored through the %s path", scorer.path)
+    logger.debug("scored through the %s path", scorer.path)
     return combine(results, name=results[0].name if len(results) == 1 else "total")
 
 

@@ -1,7 +1,7 @@
 """Everything between the user's text and token ids: corpora, tokenizing, sanity checks.
 
 A document is tokenized without the tokenizer's own special tokens and then gets the one
-start token chosen by :mod:`tokengraft.measure.start`, so no document ever carries a
+start token chosen by :mod:`tokengraft.lm.start`, so no document ever carries a
 double BOS, and the bytes counted are exactly the UTF-8 bytes of the text that is scored.
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ import torch
 
 from tokengraft.assets.corpus import Corpus, Document
 from tokengraft.errors import TokengraftError
+from tokengraft.lm.head import text_config
 from tokengraft.measure.options import DEFAULT_BATCH_TOKENS, MAX_DEFAULT_CONTEXT, EvalOptions
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,8 +35,6 @@ class TokenizedCorpus:
 
 def as_corpora(texts_or_corpus: str | Corpus | Sequence[str] | Sequence[Corpus], max_bytes: int | None) -> list[Corpus]:
     """Accept a text, a list of texts (one corpus), a Corpus or a list of Corpus; truncate each."""
-    if max_bytes is not None and max_bytes < 1:
-        raise TokengraftError(f"max bytes must be a positive number of bytes, got {max_bytes}; pass e.g. --max-bytes 200000")
     if isinstance(texts_or_corpus, (str, Corpus)):
         items: list[Any] = [texts_or_corpus]
     else:
@@ -46,7 +45,23 @@ def as_corpora(texts_or_corpus: str | Corpus | Sequence[str] | Sequence[Corpus],
         corpora = list(items)
     else:
         raise TypeError("bits_per_byte takes a str, a list of str, a Corpus or a list of Corpus")
-    return [c.truncate(max_bytes) for c in corpora]
+    corpora = [c.truncate(max_bytes) for c in corpora]
+    check_scorable(corpora)
+    return corpora
+
+
+def check_scorable(corpora: Sequence[Corpus]) -> None:
+    """Refuse a corpus with nothing to score: no text at all, or only whitespace.
+
+    Whitespace inside real text is scored like any text; a corpus of nothing but spaces and
+    newlines is almost always a wrong file, and its BPB would mean nothing.
+    """
+    for corpus in corpora:
+        if not any(d.text for d in corpus.documents):
+            raise TokengraftError(f"corpus {corpus.name} is empty: it has no text to score; check the spec or its files")
+        if not any(d.text.strip() for d in corpus.documents):
+            raise TokengraftError(f"corpus {corpus.name} holds only whitespace ({corpus.num_bytes:,} bytes): nothing "
+                                  "to score; check the spec or its files")
 
 
 def document_chunks(documents: list[Document], chunk_bytes: int) -> Iterator[list[Document]]:
@@ -98,32 +113,36 @@ def _warn_if_lossy(tokenizer: Any, name: str, texts: list[str], ids: list[list[i
     decoded = tokenizer.batch_decode(ids, clean_up_tokenization_spaces=False)
     lossy = sum(d != t for d, t in zip(decoded, texts))
     if lossy:
-        log.warning("corpus %s: the tokenizer does not reproduce %d of %d documents exactly "
+        logger.warning("corpus %s: the tokenizer does not reproduce %d of %d documents exactly "
                     "(normalisation or <unk>); BPB is then not over the original text", name, lossy, len(texts))
 
 
-def text_config(model: Any) -> Any:
-    config = model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
-
 
 def check_vocab_fits(model: Any, tokenizer: Any) -> None:
-    """Every id the tokenizer can produce must have an input embedding row."""
+    """Every id the tokenizer can produce must have an input embedding row (the largest id, not the count:
+    a tokenizer with unused ids can have fewer tokens than rows and still produce an id beyond them)."""
+    from tokengraft.vocab.ids import max_token_id
+
     rows = model.get_input_embeddings().weight.shape[0]
+    fix = "use the model's own tokenizer or transplant the model to this one first"
     if len(tokenizer) > rows:
         raise TokengraftError(
-            f"the tokenizer has {len(tokenizer)} token ids but the model's input embedding has only {rows} rows; "
-            "use the model's own tokenizer or transplant the model to this one first"
-        )
+            f"the tokenizer has {len(tokenizer)} token ids but the model's input embedding has only {rows} rows; {fix}")
+    largest = max_token_id(tokenizer)
+    if largest >= rows:
+        raise TokengraftError(f"the tokenizer's largest id is {largest} but the model's input embedding has only "
+                              f"{rows} rows (ids 0-{rows - 1}); {fix}")
 
 
 def resolve_context(model: Any, options: EvalOptions) -> tuple[int, int]:
     """``(context, stride)`` from the options and the model's position limit."""
     limit = getattr(text_config(model), "max_position_embeddings", None)
-    context = options.context or min(limit or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
-    if context < 1 or (limit and context > limit):
-        raise TokengraftError(f"context {context} is outside 1..{limit}, the model's max_position_embeddings; pass a smaller --context")
-    stride = options.stride or max(1, context // 2)
+    options.validate()
+    context = options.context if options.context is not None else min(limit or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
+    if limit and context > limit:
+        raise TokengraftError(f"context {context} is more than {limit}, the model's max_position_embeddings; "
+                              f"pass --context {limit} or less")
+    stride = options.stride if options.stride is not None else max(1, context // 2)
     if not 1 <= stride <= context:
         raise TokengraftError(f"stride {stride} must be between 1 and the context {context}; pass a smaller --stride")
     return context, stride

@@ -21,12 +21,32 @@ MAX_DEFAULT_CONTEXT = 2048
 @dataclass
 class EvalOptions:
     max_bytes: int | None = None   # score at most this many UTF-8 bytes per corpus (None: all)
-    batch_tokens: int | None = None  # token budget per batch (rows x padded length); None: 4096 on CPU, 131072 on CUDA
-    context: int | None = None     # window length in tokens; None: model max_position_embeddings, capped at 2048
+    batch_tokens: int | None = None  # token budget per batch (rows x padded length); None: DEFAULT_BATCH_TOKENS[device]
+    context: int | None = None     # window length in tokens; None: the model's max positions, at most MAX_DEFAULT_CONTEXT
     stride: int | None = None      # new tokens scored per window after the first; None: context // 2
     device: str = "cpu"            # "cpu", "cuda", "cuda:1", ...; the model is moved there
     dtype: str = "float32"         # "float32" or "bfloat16" (autocast when the weights are float32)
     start: str = "auto"            # token each document starts with: "auto" | "bos" | "eos" | a literal token
+
+    def validate(self) -> None:
+        """Raise a one-line TokengraftError for an option no run could use (before any loading)."""
+        from tokengraft.assets.weights import check_device
+        from tokengraft.errors import TokengraftError
+
+        positive = {"max_bytes": "bytes, e.g. --max-bytes 200000", "batch_tokens": "tokens, e.g. --batch-tokens 4096",
+                    "context": "tokens (leave it out for the model's own, at most 2048)",
+                    "stride": "tokens (leave it out for half the context)"}
+        for name, unit in positive.items():
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise TokengraftError(f"{flag} must be a positive number of {unit}; got {value}")
+        if self.context is not None and self.stride is not None and self.stride > self.context:
+            raise TokengraftError(f"--stride {self.stride} is larger than --context {self.context}; "
+                                  "a window cannot score more tokens than it holds")
+        if self.dtype not in DTYPES:
+            raise TokengraftError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}; pass --dtype float32 or bfloat16")
+        check_device(self.device)
 
 
 @dataclass

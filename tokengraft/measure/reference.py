@@ -15,7 +15,7 @@ from tokengraft.measure.bpb import Texts
 from tokengraft.measure.inputs import as_corpora, check_vocab_fits, resolve_context
 from tokengraft.measure.options import EvalOptions, EvalResult, combine, make_result
 from tokengraft.measure.runtime import scoring
-from tokengraft.measure.start import resolve_start_token
+from tokengraft.lm.start import resolve_start_token
 
 
 def document_nll_nats(model: Any, seq: list[int], context: int, stride: int, device: torch.device) -> float:

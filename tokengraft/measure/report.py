@@ -38,6 +38,6 @@ def write_json(path: str | Path, result: EvalResult, meta: dict[str, Any]) -> No
     """Write ``meta`` (model, tokenizer, options) and every result, per corpus and total."""
     data = {**meta, "total": {k: v for k, v in result.to_dict().items() if k != "parts"},
             "corpora": [{k: v for k, v in p.to_dict().items() if k != "parts"} for p in result.parts]}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from tokengraft.assets.outputs import write_text
+
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", flag="--json")

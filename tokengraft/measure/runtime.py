@@ -10,17 +10,13 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.measure.options import DTYPES, EvalOptions
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TokengraftError(f"unknown device {name!r}; pass --device cpu or --device cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TokengraftError("device cuda was asked but torch sees no CUDA GPU here; pass --device cpu")
-    return device
+    from tokengraft.assets.weights import check_device
+
+    return check_device(name)
 
 
 @contextmanager
@@ -36,7 +32,7 @@ def scoring(model: Any, options: EvalOptions) -> Iterator[torch.device]:
     device = resolve_device(options.device)
     weights = next(model.parameters())
     if weights.device != device and not (device.index is None and weights.device.type == device.type):
-        log.info("moving the model to %s", device)
+        logger.info("moving the model to %s", device)
         model.to(device)
     want = getattr(torch, options.dtype)
     if weights.dtype != want and not (weights.dtype == torch.float32 and want == torch.bfloat16):

@@ -17,13 +17,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tokengraft.measure.inputs import text_config
+from tokengraft.lm.head import split_head
 from tokengraft.measure.windows import Window
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-# Largest logits chunk (rows x vocab) the head materialises at once: 2**27 float32 = 512 MiB.
-CHUNK_ELEMENTS = 2**27
 # How far the split path may differ from the full forward (nats) and still count as exact.
 TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2}
 
@@ -53,44 +51,6 @@ def build_batch(rows: list[tuple[torch.Tensor, Window]], pad_id: int = 0) -> Bat
         positions.append(torch.arange(w.score_from - w.begin, n) + r * width)
         labels.append(seq[w.score_from + 1:w.end + 1])
     return Batch(input_ids, attention_mask, torch.cat(positions), torch.cat(labels))
-
-
-@dataclass
-class OutputHead:
-    weight: torch.Tensor              # (V, d)
-    bias: torch.Tensor | None = None  # (V,)
-    softcap: float | None = None      # logits -> softcap * tanh(logits / softcap)
-    scale: float = 1.0                # logits -> logits * scale, before the softcap
-
-    def nll(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """hidden (N, d), labels (N,) -> (N,) float32 NLL in nats, in chunks of rows."""
-        rows = max(1, CHUNK_ELEMENTS // self.weight.shape[0])
-        out = [F.cross_entropy(self.logits(hidden[i:i + rows]), labels[i:i + rows], reduction="none")
-               for i in range(0, hidden.shape[0], rows)]
-        return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (N, d) -> (N, V) float32 logits, exactly as the model's head computes them."""
-        logits = F.linear(hidden, self.weight, self.bias).float()
-        if self.scale != 1.0:
-            logits = logits * self.scale
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
-
-
-def split_head(model: Any) -> OutputHead | None:
-    """The model's output head as a separate step, or None when it has no separable decoder."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    body = getattr(model, "base_model", model)
-    if body is model or not isinstance(head, torch.nn.Linear):
-        return None
-    config = text_config(model)
-    scale = float(getattr(config, "logit_scale", None) or 1.0)  # Cohere multiplies
-    divisor = getattr(config, "logits_scaling", None)             # Granite divides
-    if divisor:
-        scale /= float(divisor)
-    return OutputHead(head.weight, head.bias, getattr(config, "final_logit_softcapping", None), scale)
 
 
 class Scorer:
@@ -139,7 +99,8 @@ class Scorer:
         dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else hidden.dtype
         tol = TOLERANCE.get(dtype, TOLERANCE[torch.bfloat16])
         if diff > tol:
-            log.warning("hidden-state scoring differs from the model's forward by %.3g nats; using the full forward", diff)
+            logger.warning("hidden-state scoring differs from the model's forward by %.3g nats;"
+                           " using the full forward", diff)
             self.head = None
         else:
-            log.debug("split scoring agrees with the full forward (max diff %.2g nats)", diff)
+            logger.debug("split scoring agrees with the full forward (max diff %.2g nats)", diff)

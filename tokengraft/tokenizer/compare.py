@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from tokengraft.assets.corpus import Corpus
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 ENGLISH = ("en", "en-us", "english", "web")  # bible:web is the World English Bible
 
 

@@ -28,7 +28,7 @@ SPACE_MARK = "\u2581"  # SentencePiece's visible space
 _UNUSED = re.compile(r"^<unused\d+>$|^\[?unused\d+\]?$")
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 _DIGIT_PAIR = re.compile(rb"[0-9]{2}")
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 GPT2_PRE_TOKENIZER = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
 GPT2_DECODER = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
@@ -117,7 +117,7 @@ def conventions_from_base(tokenizer: Any, name: str = "base", keep_unused_specia
     if splits_digits(data["model"], family, added) and '"Digits"' not in json.dumps(pre):
         # The base never joins two digits (SmolLM2, Gemma split numbers digit by digit) but its
         # pipeline does not say so (GGUF conversions drop the Digits step): say it explicitly.
-        log.info("base %s never joins digits; the new tokenizer splits numbers into digits too", name)
+        logger.info("base %s never joins digits; the new tokenizer splits numbers into digits too", name)
         digits = {"type": "Digits", "individual_digits": True}
         pre = digits if pre is None else {"type": "Sequence", "pretokenizers": [digits, pre]}
     return Conventions(

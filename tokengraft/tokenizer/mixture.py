@@ -29,7 +29,7 @@ from tokengraft.tokenizer.mixture_counts import PairCounts, count_pairs
 from tokengraft.tokenizer.mixture_lp import LPSolution, solve_mixture
 from tokengraft.tokenizer.mixture_merges import MergeList, merge_list, symbol_words, word_counts
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # A category is probably missing when the first EARLY_MERGES merges (frequent pairs, where
 # sampling noise is small) need more than MISSING_CATEGORY_SLACK of their frequency as slack.
@@ -50,12 +50,12 @@ class MixtureOptions:
     constrained (a count of 1 or 2 says more about the sample than the mixture).
     """
 
-    merges: int | None = 30000
-    skip: int = 0
-    sample_bytes: int | None = 1_000_000
-    min_count: int = 5
-    seed: int = 0
-    show_progress: bool = True
+    merges: int | None = 30000           # merges to constrain (capped by the merge list)
+    skip: int = 0                        # apply the first N merges without constraining them
+    sample_bytes: int | None = 1_000_000  # UTF-8 bytes sampled per category (None: all)
+    min_count: int = 5                   # constrain only merges seen this often in some sample
+    seed: int = 0                        # sample seed
+    show_progress: bool = True           # progress bars
 
 
 @dataclass
@@ -151,7 +151,8 @@ def infer_mixture(tokenizer: Any, categories: Mapping[str, Sequence[str]], optio
     for label, texts in tqdm(categories.items(), desc="pair counts", unit="category", disable=not options.show_progress):
         t0 = time.perf_counter()
         counts.append(category_counts(texts, merges, steps, options.skip, label, options.sample_bytes, options.seed))
-        log.info("counted %s: %d bytes, %d merges in %.1fs", label, counts[-1].n_bytes, steps, time.perf_counter() - t0)
+        logger.info("counted %s: %d bytes, %d merges in %.1fs", label, counts[-1].n_bytes, steps,
+                    time.perf_counter() - t0)
     counted = time.perf_counter()
     keys = np.asarray([a * counts[0].base + b for a, b in merges.merges[options.skip:options.skip + steps]],
                       dtype=np.int64)
@@ -160,7 +161,7 @@ def infer_mixture(tokenizer: Any, categories: Mapping[str, Sequence[str]], optio
     result = _result(name, list(categories), counts, solution, steps)
     result.seconds = {"count": round(counted - start, 2), "solve": round(solved - counted, 2)}
     if result.warning:
-        log.warning(result.warning)
+        logger.warning(result.warning)
     return result
 
 

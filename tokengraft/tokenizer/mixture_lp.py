@@ -30,7 +30,7 @@ import numpy as np
 from tokengraft.errors import missing_package
 from tokengraft.tokenizer.mixture_counts import PairCounts
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PER_MB = 1e6  # counts are compared per MB of each category's sample
 
@@ -271,7 +271,7 @@ def solve_mixture(counts: list[PairCounts], merge_keys: np.ndarray, *, min_count
         lowest = floor[range_argmin(floor, seg.start, seg.stop)]
         keep = seg.values.max(axis=1) > lowest
         seg = _Segments(seg.pid[keep], seg.start[keep], seg.stop[keep], seg.values[keep])
-    log.debug("mixture LP: %d steps (%d active), %d segments that may bind", T, int(active.sum()), len(seg.pid))
+    logger.debug("mixture LP: %d steps (%d active), %d segments that may bind", T, int(active.sum()), len(seg.pid))
     alpha, v_step, v_pair = np.full(n, 1.0 / n), np.zeros(T), {}
     lp = _LP(mc, active)
     # every segment's range as tree nodes; a (segment, node) row enters once it is violated
@@ -295,10 +295,10 @@ def solve_mixture(counts: list[PairCounts], merge_keys: np.ndarray, *, min_count
         lp.add_rows(seg.pid[owner[hit]], node[hit], seg.values[owner[hit]])
         rounds += 1
         alpha, v_step, v_pair, objective = lp.solve()
-        log.debug("round %d: +%d rows (%d), slack %.4g, alpha %s", rounds, len(hit), lp.segment_rows,
+        logger.debug("round %d: +%d rows (%d), slack %.4g, alpha %s", rounds, len(hit), lp.segment_rows,
                   objective, np.round(alpha, 4).tolist())
     if not converged:
-        log.warning("the mixture LP stopped after %d rounds with violated constraints left; "
+        logger.warning("the mixture LP stopped after %d rounds with violated constraints left; "
                     "the proportions are approximate", max_rounds)
     return LPSolution(
         proportions=alpha, total_slack=objective, merge_slack=v_step, merge_mixed=mc @ alpha, pair_slack=float(sum(v_pair.values())),

@@ -29,9 +29,9 @@ from tokengraft.errors import TokengraftError
 from tokengraft.tokenizer.conventions import BYTE_FALLBACK, BYTE_LEVEL, splits_digits
 from tokengraft.vocab.alphabet import SPM_SPACE
 from tokengraft.vocab.byte_vocab import backend_of
-from tokengraft.vocab.conventions import detect
+from tokengraft.vocab.spelling import detect
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _PUNCT_RUN = rf"{SPM_SPACE}?[^\s\p{{L}}\p{{N}}{SPM_SPACE}]+\r*"
 _BLANK = set(" \t\n\r\f\v" + SPM_SPACE)
@@ -141,7 +141,7 @@ def merge_list(tokenizer, name: str = "tokenizer") -> MergeList:
     family = BYTE_LEVEL if kind == BYTE_LEVEL else BYTE_FALLBACK
     digits_apart = splits_digits(model, family, added)
     symbols = {s: i for s, i in vocab.items() if len(s) == 1}
-    log.info("%s: %d merges in training order (%d of %d listed left out), %s, digits %s", name, len(merges),
+    logger.info("%s: %d merges in training order (%d of %d listed left out), %s, digits %s", name, len(merges),
              len(raw) - len(merges), len(raw), kind, "split one by one" if digits_apart else "as the tokenizer does")
     return MergeList(merges, results, symbols, kind, _pre_tokenizer(kind, backend, digits_apart),
                      backend.normalizer, dropped=len(raw) - len(merges))

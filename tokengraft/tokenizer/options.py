@@ -27,16 +27,28 @@ class TrainOptions:
     of about that many bytes (``seed`` picks the sample; training itself is deterministic).
     """
 
-    vocab_size: int = 32000
-    kind: str = "bpe"
-    base: str | None = None
-    transition: int | None = None
-    max_words: int = 4
-    min_frequency: int = 1
-    max_bytes: int | None = None
-    seed: int = 0
-    keep_unused_specials: bool = False
-    show_progress: bool = True
+    vocab_size: int = 32000             # every token counted: specials, the 256 bytes, merges
+    kind: str = "bpe"                   # bpe | unigram | superbpe
+    base: str | None = None             # tokenizer whose specials and conventions to copy; None: GPT-2 style byte-level
+    transition: int | None = None       # superbpe: stage-1 vocabulary size; None: DEFAULT_TRANSITION_SHARE x vocab size
+    max_words: int = 4                  # superbpe: most words one token may span
+    min_frequency: int = 1              # pairs seen fewer times are never merged
+    max_bytes: int | None = None        # train on a seeded random sample of about this many bytes of documents
+    seed: int = 0                       # picks the sample (training itself is deterministic)
+    keep_unused_specials: bool = False  # also copy the base's <unusedN> placeholders
+    show_progress: bool = True          # progress bars
+
+    def validate(self) -> None:
+        """One-line errors for options no training could use (the corpus is checked after loading)."""
+        from tokengraft.errors import TokengraftError
+
+        if self.kind not in KINDS:
+            raise TokengraftError(f"unknown tokenizer kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise TokengraftError(f"--max-bytes must be a positive number of bytes, got {self.max_bytes}; "
+                                  "leave it out to train on the whole corpus")
+        if self.min_frequency < 1:
+            raise TokengraftError(f"--min-frequency must be at least 1, got {self.min_frequency}")
 
     def transition_size(self) -> int:
         if self.transition is not None:

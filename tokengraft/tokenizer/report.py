@@ -62,10 +62,9 @@ def format_table(report: CompareReport) -> str:
 
 
 def write_json(report: CompareReport, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    return path
+    from tokengraft.assets.outputs import write_text
+
+    return write_text(path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", flag="--json")
 
 
 def _bars(ax, report: CompareReport, value, title: str, ylabel: str, reference_line: float | None = None) -> None:

@@ -30,7 +30,7 @@ from tokengraft.tokenizer.hf_train import pipeline_json, train_bpe
 from tokengraft.tokenizer.options import TrainOptions
 from tokengraft.tokenizer.superbpe import Progress, SuperwordResult, learn_superword_merges
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Superword tokens never cross a newline (with the spaces before it) nor a sentence end;
 # the sentence punctuation (and closing brackets/quotes after it) stays with its sentence.
@@ -95,14 +95,14 @@ def train_superbpe(texts: Sequence[str], conv: Conventions, options: TrainOption
     strings = sorted(model["vocab"], key=model["vocab"].get)
     to_bytes = token_bytes_fn(conv.family)
     fixed = set(conv.specials) | (set(byte_piece_strings()) if conv.family == BYTE_FALLBACK else set())
-    log.info("stage 2: %d unique chunks, %d stage-1 tokens, %d merges to learn",
+    logger.info("stage 2: %d unique chunks, %d stage-1 tokens, %d merges to learn",
              len(chunks), len(strings), options.vocab_size - len(strings))
     result = learn_superword_merges(
         chunks, weights, [to_bytes(s) for s in strings], strings, options.vocab_size - len(strings),
         max_words=options.max_words, min_frequency=options.min_frequency,
         mergeable=[s not in fixed for s in strings], progress=progress, show_progress=options.show_progress)
     if len(result.merges) < options.vocab_size - len(strings):
-        log.warning("stage 2 ran out of pairs seen %d+ times after %d merges; the vocabulary has %d tokens",
+        logger.warning("stage 2 ran out of pairs seen %d+ times after %d merges; the vocabulary has %d tokens",
                     options.min_frequency, len(result.merges), len(strings) + len(result.merges))
     merged = dict(stage1)
     merged["model"] = with_superword_merges(model, result)

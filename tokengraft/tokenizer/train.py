@@ -18,15 +18,14 @@ from typing import Any, Sequence
 
 from transformers import PreTrainedTokenizerFast
 
-from tokengraft.assets.cache import atomic_dir
 from tokengraft.errors import TokengraftError
 from tokengraft.tokenizer.conventions import Conventions, conventions_from_base, default_conventions
 from tokengraft.tokenizer.hf_train import finalize, reserved_size, train_bpe, train_unigram
-from tokengraft.tokenizer.options import KINDS, TrainOptions
+from tokengraft.tokenizer.options import TrainOptions
 from tokengraft.tokenizer.superbpe import Progress
 from tokengraft.tokenizer.superbpe_train import train_superbpe
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def read_tokenizer(spec: str, what: str = "base tokenizer") -> Any:
@@ -54,10 +53,9 @@ def resolve_conventions(options: TrainOptions, base_tokenizer: Any = None) -> Co
 
 def check_options(texts: Sequence[str], options: TrainOptions, conv: Conventions) -> None:
     """Refuse impossible requests before spending minutes on them."""
-    if options.kind not in KINDS:
-        raise TokengraftError(f"unknown tokenizer kind {options.kind!r}; choose one of {', '.join(KINDS)}")
+    options.validate()
     if not any(t.strip() for t in texts):
-        raise TokengraftError("the training corpus is empty (no text); check the --corpus specs")
+        raise TokengraftError("the training corpus is empty or only whitespace (no text); check the --corpus specs")
     floor = reserved_size(conv)
     if options.vocab_size < floor:
         raise TokengraftError(f"vocab size {options.vocab_size} is smaller than the 256-byte alphabet plus "
@@ -92,10 +90,11 @@ def train_tokenizer(texts: Sequence[str], options: TrainOptions | None = None, *
     """Train a tokenizer on ``texts`` (documents); returns a fast tokenizer with the
     base's specials, roles, conventions and chat template (see ``TrainOptions``)."""
     options = options or TrainOptions()
+    options.validate()
     conv = resolve_conventions(options, base_tokenizer)
     texts = sample_texts(texts, options.max_bytes, options.seed)
     check_options(texts, options, conv)
-    log.info("training %s, vocab %d, on %d documents (%.1f MB)", options.kind, options.vocab_size, len(texts),
+    logger.info("training %s, vocab %d, on %d documents (%.1f MB)", options.kind, options.vocab_size, len(texts),
              sum(len(t.encode("utf-8")) for t in texts) / 1e6)
     if options.kind == "bpe":
         data = train_bpe(texts, conv, options.vocab_size, options.min_frequency, options.show_progress)
@@ -107,7 +106,7 @@ def train_tokenizer(texts: Sequence[str], options: TrainOptions | None = None, *
         progress("trained", options.vocab_size, options.vocab_size)
     tokenizer = wrap(finalize(data, conv), conv)
     if len(tokenizer) < options.vocab_size:
-        log.warning("the corpus supports only %d of the %d tokens asked for (no pair left seen %d+ times)",
+        logger.warning("the corpus supports only %d of the %d tokens asked for (no pair left seen %d+ times)",
                     len(tokenizer), options.vocab_size, options.min_frequency)
     return tokenizer
 
@@ -127,9 +126,13 @@ def wrap(tokenizer: Any, conv: Conventions) -> PreTrainedTokenizerFast:
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | Path, overwrite: bool = False,
                    metadata: dict | None = None) -> Path:
-    """Write the tokenizer folder whole or not at all (temporary sibling, then rename)."""
+    """Write the tokenizer folder whole or not at all (temporary sibling, then rename), after
+    loading it back from the temporary folder and checking it against ``tokenizer``."""
+    from tokengraft.assets.outputs import output_dir
+    from tokengraft.assets.tokenizer_checks import verify_saved_tokenizer
+
     out = Path(out)
-    with atomic_dir(out, overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite) as tmp:
         tokenizer.save_pretrained(str(tmp))
         roles = {f"{r}_token": getattr(tokenizer, f"{r}_token") for r in ("bos", "eos", "pad", "unk", "mask")
                  if getattr(tokenizer, f"{r}_token", None) is not None}
@@ -138,14 +141,16 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | Path, overwrit
         (tmp / "special_tokens_map.json").write_text(json.dumps(roles, indent=2, ensure_ascii=False) + "\n")
         if metadata is not None:
             (tmp / "tokengraft_train.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
-    log.info("saved tokenizer to %s", out)
+        verify_saved_tokenizer(tmp, tokenizer)
+    logger.info("saved tokenizer to %s", out)
     return out
 
 
 def check_output(out: str | Path, overwrite: bool) -> None:
-    """Refuse an existing output folder up front, before minutes of loading and training."""
-    if Path(out).exists() and not overwrite:
-        raise TokengraftError(f"output folder {out} already exists; choose another --out or pass --overwrite")
+    """Refuse an output folder that exists or cannot be written, before minutes of loading and training."""
+    from tokengraft.assets.outputs import check_output_dir
+
+    check_output_dir(out, overwrite=overwrite)
 
 
 def train_to_folder(texts: Sequence[str], options: TrainOptions, out: str | Path, overwrite: bool = False, *,

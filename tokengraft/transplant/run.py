@@ -1,7 +1,8 @@
-"""``transplant(options)``: load, transplant, write. The CLI and the quickstart call this.
+"""``transplant(options)``: run -> plan -> load -> core -> method. The CLI and the quickstart call this.
 
-Loading and saving happen here and nowhere else in the transplant stage; the work in
-memory is :func:`tokengraft.transplant.core.transplant_model`.
+Loading and saving happen here and nowhere else in the transplant stage: the plan
+(:mod:`.plan`) says what to load, this module loads it (model, tokenizers, donor, corpus),
+and the work in memory is :func:`tokengraft.transplant.core.transplant_model`.
 """
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokengraft.errors import TokengraftError
-from tokengraft.transplant.core import get_method, transplant_model
+from tokengraft.transplant.core import transplant_model
 from tokengraft.transplant.diagnostics import Diagnostics, format_table
-from tokengraft.transplant.inputs import Inputs, check_needs, corpus_language, donor_matrices
-from tokengraft.transplant.methods.base import Method
+from tokengraft.transplant.embedding import donor_matrices
+from tokengraft.transplant.methods.base import DONOR
 from tokengraft.transplant.options import TransplantOptions
+from tokengraft.transplant.plan import InputPlan, get_method, plan_transplant
+from tokengraft.transplant.provide import Inputs
+from tokengraft.vocab.ids import check_id_space
 
 logger = logging.getLogger(__name__)
 
@@ -33,45 +36,20 @@ class TransplantResult:
         return format_table(self.diagnostics.summary)
 
 
-def gather_inputs(method: Method, options: TransplantOptions, new_tok: Any) -> Inputs:
-    """Load the donor's matrices and the corpus text that ``method.needs``."""
+def load_inputs(plan: InputPlan, options: TransplantOptions, new_tok: Any) -> Inputs:
+    """Load what ``plan`` reads: the donor's rows on the new vocabulary, the corpus (as much as is read)."""
     from tokengraft.assets import load_corpus, load_model, load_tokenizer
 
-    inputs = Inputs(aux_spec=options.aux, target_language=corpus_language(options.corpus))
-    if options.donor is not None:
-        if "donor" not in method.needs:
-            logger.warning("method %s does not use a donor; ignoring --donor %s", method.name, options.donor)
-        else:
-            donor = load_model(options.donor, device="cpu")
-            inputs.donor_input, inputs.donor_output = donor_matrices(donor, load_tokenizer(options.donor), new_tok,
-                                                                     options.donor)
-            del donor
-    corpus = options.corpus
-    if corpus is None and "model" in method.needs:
-        corpus = training_corpus(options.tokenizer)
-        if corpus is not None:
-            logger.info("method %s reads target-language text from the tokenizer's training corpus %s",
-                        method.name, corpus)
-            inputs.target_language = corpus_language(corpus)
-    if corpus is not None:
-        aux_space = "aux" in method.needs or ("donor" in method.needs and options.donor is None)
-        if "corpus" in method.needs or "model" in method.needs or aux_space:
-            inputs.corpus_texts = load_corpus(corpus).texts()
-        else:
-            logger.warning("method %s uses no corpus; ignoring --corpus %s", method.name, corpus)
+    inputs = Inputs(aux_spec=options.aux)
+    if plan.space == DONOR:
+        donor = load_model(options.donor, device="cpu")
+        inputs.donor_input, inputs.donor_output = donor_matrices(donor, load_tokenizer(options.donor), new_tok,
+                                                                 options.donor)
+        del donor
+    if plan.corpus_spec is not None:
+        corpus = load_corpus(plan.corpus_spec).truncate(plan.corpus_bytes)
+        inputs.corpus, inputs.corpus_texts, inputs.target_language = corpus, corpus.texts(), corpus.language
     return inputs
-
-
-def training_corpus(tokenizer_spec: str) -> str | None:
-    """The first corpus a tokengraft-trained tokenizer folder was trained on (``tokengraft_train.json``)."""
-    import json
-
-    record = Path(str(tokenizer_spec)) / "tokengraft_train.json"
-    try:
-        corpora = json.loads(record.read_text(encoding="utf-8")).get("corpora") or []
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(corpora[0]) if corpora else None
 
 
 def transplant(options: TransplantOptions) -> TransplantResult:
@@ -80,20 +58,27 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     >>> # transplant(TransplantOptions("smollm2-135m", "out/tok-fr-bpe32k", out="out/smollm2-fr"))
     """
     from tokengraft.assets import load_model, load_tokenizer
+    from tokengraft.assets.models import check_not_causal
+    from tokengraft.publish.evaluate import eval_entries, load_eval_corpora, score
+    from tokengraft.publish.hub import push_folder
     from tokengraft.transplant.writer import manifest, parse_dtype, write_transplant
 
-    method = get_method(options.method)  # fail fast: before minutes of loading
-    check_needs(method, donor=options.donor is not None, aux=options.aux is not None, corpus=options.corpus is not None)
+    plan = plan_transplant(options, get_method(options.method))  # fail fast: before minutes of loading
     parse_dtype(options.dtype)
-    if options.out is not None and Path(options.out).exists() and not options.overwrite:
-        raise TokengraftError(f"output folder {options.out} already exists; choose another --out or pass --overwrite")
+    options.validate()
+    held = load_eval_corpora(options.eval, options.eval_max_bytes) if options.eval else []  # cheap: before loading
+    new_tok = load_tokenizer(options.tokenizer)  # cheaper than the model, and checked before it loads
+    check_id_space(new_tok, options.tokenizer, allow_gaps=options.allow_id_gaps)
+    if options.kind == "encoder":
+        check_not_causal(options.model)
     model = load_model(options.model, device=options.device, kind=options.kind)
-    old_tok, new_tok = load_tokenizer(options.model), load_tokenizer(options.tokenizer)
-    inputs = gather_inputs(method, options, new_tok)
+    old_tok = load_tokenizer(options.model)
+    before = score(model, old_tok, held) if held else {}  # the base, before it is changed in place
+    inputs = load_inputs(plan, options, new_tok)
     start = time.perf_counter()
     model, new_tok, diagnostics = transplant_model(
-        model, old_tok, new_tok, options.method, method_options=options.method_options, inputs=inputs,
-        seed=options.seed, pad_to_multiple_of=options.pad_to_multiple_of, kind=options.kind,
+        model, old_tok, new_tok, plan=plan, inputs=inputs, seed=options.seed,
+        pad_to_multiple_of=options.pad_to_multiple_of, kind=options.kind,
         copy_tokenizer=False,  # loaded here, owned here
     )
     seconds = time.perf_counter() - start
@@ -102,6 +87,10 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     if options.out is not None:
         dtype = options.dtype or str(model.get_input_embeddings().weight.dtype).removeprefix("torch.")
         record = manifest(options, diagnostics, seconds=seconds, weights_dtype=dtype)
+        if held:
+            record["eval"] = eval_entries(before, score(model, new_tok, held))
         out = write_transplant(options.out, model, new_tok, record, diagnostics,
                                overwrite=options.overwrite, dtype=options.dtype)
+        if options.push_to_hub:
+            push_folder(out, options.push_to_hub, public=options.public)
     return TransplantResult(model, new_tok, diagnostics, out, seconds)

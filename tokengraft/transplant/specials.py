@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tokengraft.errors import TokengraftError
+
 logger = logging.getLogger(__name__)
 
 ROLES = ("bos", "eos", "pad", "unk")
@@ -70,7 +72,22 @@ def add_chat_markers(new_tok: Any, markers: list[str]) -> list[str]:
     if missing:
         new_tok.add_tokens([AddedToken(m, special=True, normalized=False) for m in missing], special_tokens=True)
         logger.info("added %d chat marker(s) to the new tokenizer: %s", len(missing), ", ".join(missing))
+        _check_marker_ids(new_tok, missing)
     return missing
+
+
+def _check_marker_ids(new_tok: Any, markers: list[str]) -> None:
+    # tokenizers gives an added token the id after the vocabulary's *count*; when the ids have
+    # gaps (--allow-id-gaps), that id can belong to a vocabulary token already
+    model = new_tok.backend_tokenizer.model
+    for marker in markers:
+        idx = new_tok.convert_tokens_to_ids(marker)
+        taken = model.id_to_token(idx)
+        if taken is not None and taken != marker:
+            raise TokengraftError(
+                f"the base model's chat marker {marker} would get id {idx}, which the new tokenizer's token {taken!r} "
+                "already has (its ids have gaps); renumber the new tokenizer's ids without gaps, or add the chat "
+                "markers to it yourself")
 
 
 def _map_id(value: Any, new_role_id: int | None, old_to_new: dict[int, int], keep_all: bool) -> Any:

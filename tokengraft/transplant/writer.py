@@ -3,12 +3,12 @@
 Contents: safetensors weights + ``config.json`` + ``generation_config.json``
 (``save_pretrained``), the new tokenizer files (with the chat markers that were added and
 the base model's chat template), ``transplant.json`` (options, specs, counts, summary,
-warnings) and ``transplant_tokens.jsonl`` (one line per token: how its row was made).
-The folder is written whole or not at all (:func:`tokengraft.assets.cache.atomic_dir`).
+warnings), ``transplant_tokens.jsonl`` (one line per token: how its row was made) and the
+``README.md`` model card (:mod:`tokengraft.publish.card`).
+The folder is written whole or not at all (:func:`tokengraft.assets.outputs.output_dir`).
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 from pathlib import Path
@@ -16,23 +16,24 @@ from typing import Any
 
 import torch
 
-from tokengraft.assets.cache import atomic_dir
 from tokengraft.errors import TokengraftError
+from tokengraft.publish.card import write_card
 from tokengraft.transplant.diagnostics import write_token_lines
+from tokengraft.transplant.options import DTYPES
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "transplant.json"
 TOKENS = "transplant_tokens.jsonl"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def parse_dtype(name: str | None) -> torch.dtype | None:
+    """``"bfloat16"`` -> ``torch.bfloat16``; None stays None (the model's own dtype)."""
     if name is None:
         return None
     if name not in DTYPES:
         raise TokengraftError(f"unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}")
-    return DTYPES[name]
+    return getattr(torch, name)
 
 
 def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict[str, Any], diagnostics: Any,
@@ -40,22 +41,29 @@ def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict
     """Save model, tokenizer and diagnostics into ``out`` atomically; return the folder.
 
     ``diagnostics``: the :class:`tokengraft.transplant.core.Diagnostics` of the transplant.
-    A failure while writing (disk full, Ctrl-C) leaves no partial folder behind.
+    The saved tokenizer is loaded back and compared with ``tokenizer`` before the folder is
+    renamed into place. A failure while writing (disk full, Ctrl-C) leaves no partial folder
+    behind, and with ``overwrite`` the earlier folder stays as it was.
     """
+    from tokengraft.assets.outputs import output_dir
+    from tokengraft.assets.tokenizer_checks import verify_saved_tokenizer
+
     out = Path(out)
     target_dtype = parse_dtype(dtype)
     if target_dtype is not None:
         model = model.to(target_dtype)
-    try:
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            model.save_pretrained(tmp)  # safetensors is the default (and only) format in transformers 5
-            tokenizer.save_pretrained(tmp)
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            write_token_lines(tmp / TOKENS, diagnostics.tokens, diagnostics.texts)
-    except OSError as exc:
-        what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise TokengraftError(f"could not write {out} ({what}); nothing was kept:"
-                              " free space or choose another --out") from exc
+    weights = {id(p): p for p in model.parameters()}.values()  # tied matrices are saved once
+    need = sum(p.numel() * p.element_size() for p in weights) + (8 << 20)  # + tokenizer and records
+    with output_dir(out, overwrite=overwrite, need_bytes=need) as tmp:
+        model.save_pretrained(tmp)  # safetensors is the default (and only) format in transformers 5
+        tokenizer.save_pretrained(tmp)
+        problem = verify_saved_tokenizer(tmp, tokenizer)  # transformers may swap in a class of its own
+        if problem:
+            logger.warning("%s", problem)
+            manifest = {**manifest, "warnings": [*manifest.get("warnings", []), problem]}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_token_lines(tmp / TOKENS, diagnostics.tokens, diagnostics.texts)
+        write_card(tmp, name=out.name)
     logger.info("wrote %s", out)
     return out
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengraft.vocab.alphabet import byte_piece_value, from_byte_level
-from tokengraft.vocab.conventions import Conventions, detect
+from tokengraft.vocab.spelling import Spelling, detect
 from tokengraft.vocab.roles import special_roles
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ByteVocab:
     specials: dict[int, str] = field(default_factory=dict)   # special id -> its content ("<|im_start|>")
     declared: dict[str, int] = field(default_factory=dict)   # bos/eos/pad/unk ids the tokenizer declares
     byte_ids: dict[int, int] = field(default_factory=dict)   # byte value -> id of its single-byte token
-    conventions: Conventions | None = None
+    spelling: Spelling | None = None
     index: dict[Key, int] = field(default_factory=dict, repr=False)  # key -> canonical id, see key()
 
     def __post_init__(self) -> None:
@@ -113,7 +113,7 @@ def declared_ids(tokenizer) -> dict[str, int]:
     return out
 
 
-def _vocab_bytes(strings: list[str | None], conv: Conventions) -> tuple[list[bytes | None], set[int]]:
+def _vocab_bytes(strings: list[str | None], conv: Spelling) -> tuple[list[bytes | None], set[int]]:
     """Bytes of every model-vocabulary token string, and the ids that are byte-fallback pieces."""
     fallback: set[int] = set()
     if conv.kind == "byte_level":
@@ -134,7 +134,7 @@ def _vocab_bytes(strings: list[str | None], conv: Conventions) -> tuple[list[byt
             for s in strings], fallback
 
 
-def added_text_bytes(content: str, normalized: bool, conv: Conventions) -> bytes:
+def added_text_bytes(content: str, normalized: bool, conv: Spelling) -> bytes:
     """Bytes of a non-special added token that is not in the model vocabulary.
 
     Byte-level: read in the byte alphabet like the decoder does (``"ĠĠ"`` -> two spaces) when
@@ -181,7 +181,9 @@ def build_byte_vocab(backend, declared: dict[str, int]) -> ByteVocab:
     conv = detect(backend)
     added = backend.get_added_tokens_decoder()
     model = backend.model
-    size = max([backend.get_vocab_size(with_added_tokens=True) - 1, *added.keys()]) + 1
+    # the largest id, not the count: ids may have holes (unused ids get None, like specials)
+    size = max([backend.get_vocab_size(with_added_tokens=True) - 1, *added.keys(),
+                *backend.get_vocab(with_added_tokens=False).values()]) + 1
     # model.id_to_token sees only the model vocabulary (None for added-only ids and holes)
     strings: list[str | None] = [model.id_to_token(i) for i in range(size)]
     tokens, fallback = _vocab_bytes(strings, conv)
@@ -200,6 +202,6 @@ def build_byte_vocab(backend, declared: dict[str, int]) -> ByteVocab:
                 and (conv.kind == "byte_level" or conv.byte_fallback))
     vocab = ByteVocab(tokens=tokens, roles=special_roles(specials, declared), kind=conv.kind, lossless=lossless,
                       word_start=word_start, prefix_space=conv.prefix_space, specials=specials,
-                      declared=dict(declared), byte_ids=byte_ids, conventions=conv, index=index)
+                      declared=dict(declared), byte_ids=byte_ids, spelling=conv, index=index)
     logger.debug("byte vocab: %d ids, kind %s, lossless %s, %d specials", size, conv.kind, lossless, len(specials))
     return vocab

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from tokengraft.vocab.alphabet import to_byte_level
 from tokengraft.vocab.byte_vocab import ByteVocab, backend_of, byte_vocab
-from tokengraft.vocab.conventions import component_json
+from tokengraft.vocab.spelling import component_json
 
 _BATCH = 4096  # items per encode_batch call: bounded memory, still amortised
 
@@ -68,7 +68,7 @@ def _strip_prefix(node: dict | None, vocab: ByteVocab, keep_normalizer: bool) ->
         steps = [s for s in (_strip_prefix(c, vocab, keep_normalizer) for c in node[key]) if s is not None]
         return {**node, key: steps} if steps else None
     kind = node.get("type")
-    space = vocab.conventions.space
+    space = vocab.spelling.space
     if kind == "Prepend":
         return None
     if kind == "Metaspace":
@@ -123,7 +123,7 @@ def _continuation_copy(backend, vocab: ByteVocab, normalizer: dict | None, pre_t
     from tokenizers import Tokenizer
 
     spec = json.loads(backend.to_str())
-    prefix = vocab.conventions.continuation
+    prefix = vocab.spelling.continuation
     words = spec["model"]["vocab"]
     specials = {t["content"] for t in spec.get("added_tokens", [])} | {spec["model"].get("unk_token")}
     # only "##" pieces (looked up without their prefix at a word's start) and specials remain
@@ -145,7 +145,7 @@ def _raw(tokenizer, vocab: ByteVocab) -> _Raw:
         hit = None
     if hit is not None and hit[0] == size:
         return hit[1]
-    exact_model = vocab.kind == "byte_level" or vocab.conventions.byte_fallback
+    exact_model = vocab.kind == "byte_level" or vocab.spelling.byte_fallback
     normalizer = _strip_prefix(component_json(backend.normalizer), vocab, keep_normalizer=not exact_model)
     pre = _strip_prefix(component_json(backend.pre_tokenizer), vocab, keep_normalizer=True)
     result = _Raw(
@@ -210,7 +210,7 @@ def _plan(data: bytes, vocab: ByteVocab, texts: list[str], runs: list[str], cont
           word_start: bool) -> list[tuple[str, int]]:
     """Queue the segments of one item for encoding; return how to reassemble its ids."""
     plan: list[tuple[str, int]] = []
-    escape = vocab.conventions.space if vocab.kind == "sentencepiece" else ""
+    escape = vocab.spelling.space if vocab.kind == "sentencepiece" else ""
     for valid, segment in _segments(data, escape):
         if valid:
             continues.append(not word_start and not plan)
@@ -241,7 +241,7 @@ def encode_bytes_batch(tokenizer, items: Sequence[bytes], word_start: bool = Fal
     runs: list[str] = []
     # per item: index into texts (valid UTF-8, the common case) or a plan of segments
     plans: list[int | list[tuple[str, int]]] = []
-    escape = vocab.conventions.space.encode() if vocab.kind == "sentencepiece" else b"\xff"  # 0xFF: never UTF-8
+    escape = vocab.spelling.space.encode() if vocab.kind == "sentencepiece" else b"\xff"  # 0xFF: never UTF-8
     for data in items:
         try:
             text = data.decode("utf-8")

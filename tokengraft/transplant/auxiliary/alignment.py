@@ -31,7 +31,7 @@ import torch
 
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+|[^\w\s]+")
 
@@ -150,7 +150,7 @@ def token_alignment(pairs: Sequence[tuple[str, str]], old_tokenizer: Any, new_to
     index = torch.tensor(list(counts), dtype=torch.long).T.reshape(2, -1)
     values = torch.tensor(list(counts.values()), dtype=torch.float64)
     matrix = torch.sparse_coo_tensor(index, values, (new_size, old_size)).coalesce()
-    log.info("trans-tokenization: %d line pairs, %d word links, %d token pairs, aligner %.1f s",
+    logger.info("trans-tokenization: %d line pairs, %d word links, %d token pairs, aligner %.1f s",
              len(keep), n_links, values.numel(), seconds)
     return TokenAlignment(matrix, len(keep), n_links, seconds)
 

@@ -36,7 +36,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods.focus import has_vector
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # ISO 639-1 -> the three-letter codes FreeDict uses in its file names
 FREEDICT_CODES = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por",
@@ -194,14 +194,14 @@ def align(
     ok_old, ok_new = has_vector(src), has_vector(tgt)
     seeds = [(o, n) for o, n in pairs if ok_old[o] and ok_new[n]]
     if len(seeds) < 2:
-        log.warning("bilingual alignment: only %d seed pairs have vectors; spaces left unaligned", len(seeds))
+        logger.warning("bilingual alignment: only %d seed pairs have vectors; spaces left unaligned", len(seeds))
         return src, tgt
     o_ids, n_ids = torch.tensor(seeds).T
     rotation = procrustes(src[o_ids], tgt[n_ids])
     for _ in range(options.refine_iterations):
         o_extra, n_extra = mutual_nearest(src @ rotation, tgt, options.refine_top)
         rotation = procrustes(src[torch.cat([o_ids, o_extra])], tgt[torch.cat([n_ids, n_extra])])
-    log.info("bilingual alignment: %d seed pairs, %d refinement round(s)", len(seeds), options.refine_iterations)
+    logger.info("bilingual alignment: %d seed pairs, %d refinement round(s)", len(seeds), options.refine_iterations)
     return src @ rotation, tgt
 
 
@@ -241,5 +241,5 @@ def bilingual_alignment(
         pairs += token_pairs(old_bytes, new_bytes, dictionary or [])
     if mode in ("identical", "both"):
         pairs += identical_pairs(old_bytes, new_bytes)
-    log.info("bilingual alignment: %d seed pairs (%s)", len(pairs), mode)
+    logger.info("bilingual alignment: %d seed pairs (%s)", len(pairs), mode)
     return align(old_vectors, new_vectors, pairs, options)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from tokengraft.errors import TokengraftError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Largest (rows x length x vocab) block of float32 log-probabilities per batch: 64 MiB, so the
 # logits, their log-softmax and the gather stay a small part of a transplant's peak memory.
@@ -62,8 +62,8 @@ class Continuation:
 def continuation(model: Any, old_tok: Any, pieces: Sequence[Sequence[int]], copied: torch.Tensor,
                  texts: Sequence[str] | None, options: ContinuationOptions | None = None) -> Continuation:
     """Measure ``c_t`` for every new token with >= 2 pieces (see the module docstring)."""
-    from tokengraft.measure.scorer import split_head
-    from tokengraft.measure.start import resolve_start_token
+    from tokengraft.lm.head import split_head
+    from tokengraft.lm.start import resolve_start_token
 
     options = options or ContinuationOptions()
     if options.max_pieces is not None:
@@ -88,7 +88,7 @@ def continuation(model: Any, old_tok: Any, pieces: Sequence[Sequence[int]], copi
         with torch.no_grad():
             ids = torch.tensor([prefix], device=device)
             cache = _new_cache(model)
-            out = body(input_ids=ids, past_key_values=cache, use_cache=True)
+            out = body(input_ids=ids, use_cache=True, **_cache_kwarg(body, cache))
             states.append(out[0][0].float())
             stems = _stems(chosen, pieces)
             for batch in tqdm(_batches(list(stems), head.weight.shape[0], options.batch_size),
@@ -110,7 +110,7 @@ def continuation(model: Any, old_tok: Any, pieces: Sequence[Sequence[int]], copi
     _estimate_the_rest(logprob, measured, candidates, pieces)
     unit, fit = _unit(torch.cat(states)[: options.unit_states], options.ridge)
     seconds = time.perf_counter() - start
-    log.info("continuation of %d tokens measured (%d estimated) in %.1f s; h.u = %.3f +- %.3f",
+    logger.info("continuation of %d tokens measured (%d estimated) in %.1f s; h.u = %.3f +- %.3f",
              len(chosen), len(candidates) - len(chosen), seconds, *fit)
     return Continuation(logprob, measured, unit.cpu(), fit, old_tok.decode(prefix[1:]), seconds)
 
@@ -119,7 +119,7 @@ def _prefix_ids(old_tok: Any, texts: Sequence[str] | None, n: int) -> list[int]:
     """The first ``n`` old tokens of the texts (documents joined by newlines)."""
     if n <= 0 or not texts:
         if n > 0:
-            log.warning("graft has no target-language text for its context; continuations are measured after the"
+            logger.warning("graft has no target-language text for its context; continuations are measured after the"
                         " start token alone, which underrates them (pass --corpus)")
         return []
     ids: list[int] = []
@@ -145,7 +145,16 @@ def _after_prefix(body: Any, cache: Any, x: torch.Tensor, offset: int) -> torch.
     batch = copy.deepcopy(cache)
     batch.batch_repeat_interleave(x.shape[0])
     positions = torch.arange(offset, offset + x.shape[1], device=x.device).expand(x.shape[0], -1)
-    return body(input_ids=x, past_key_values=batch, position_ids=positions, use_cache=True)[0]
+    return body(input_ids=x, position_ids=positions, use_cache=True, **_cache_kwarg(body, batch))[0]
+
+
+def _cache_kwarg(body: Any, cache: Any) -> dict[str, Any]:
+    """``{"cache": cache}`` where the forward takes that name (transformers >= 5.2x, which deprecates
+    ``past_key_values`` with a warning on every call), else ``{"past_key_values": cache}``."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+    return {name: cache}
 
 
 def _stems(tokens: list[int], pieces: Sequence[Sequence[int]]) -> dict[tuple[int, ...], list[int]]:

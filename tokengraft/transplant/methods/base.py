@@ -5,6 +5,11 @@ the byte-level correspondence, optional auxiliary vectors) and its own options d
 and returns an :class:`InitResult`. It never loads a model, reads a file or prints.
 Input and output matrices are separate problems: the orchestrator calls a method once per
 untied matrix (once for tied models, unless the method ``unties`` them).
+
+What the orchestrator owns, so that no method has to: the rows of copied tokens (the old
+rows, bit for bit) and the repair of non-finite rows. A method may leave copied rows as
+anything finite. What a method reads beyond the matrix is declared in :class:`Needs` and
+computed once, before the method runs (:mod:`tokengraft.transplant.plan`).
 """
 from __future__ import annotations
 
@@ -12,6 +17,33 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
+
+from tokengraft.errors import TokengraftError
+
+DONOR = "donor"  # in Needs.space: the rows of a model that already uses the new tokenizer (--donor)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a method reads besides the old matrix and the correspondence.
+
+    ``space``: where the vectors of the new vocabulary come from. ``"donor"`` is a model that
+    already uses the new tokenizer (``problem.donor_new``); any other name is an auxiliary
+    provider (``tokengraft.transplant.auxiliary.PROVIDERS``: ``problem.aux_new``/``aux_old``).
+    One name is used as it is; with several the user picks one by its flag (``--donor`` for
+    ``"donor"``, ``--aux`` for a provider that reads an embedder).
+    ``extras``: providers whose results the method reads from ``problem.extras[name]``.
+    Which corpus a provider reads, and how much of it, the provider declares.
+
+    >>> Needs(space=("donor", "strings")).describe()
+    'donor|strings'
+    """
+    space: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = ["|".join(self.space)] if self.space else []
+        return "+".join(parts + list(self.extras)) or "-"
 
 
 @dataclass
@@ -25,8 +57,9 @@ class InitProblem:
     aux_new: torch.Tensor | None = None   # (V_new, a) auxiliary vectors of new tokens (FOCUS, TokenAdapt, WECHSEL)
     aux_old: torch.Tensor | None = None   # (V_old, a) auxiliary vectors of old tokens in the same space
     donor_new: torch.Tensor | None = None  # (V_new, e) a donor model's matrix on the new vocabulary (OMP)
-    extras: dict[str, Any] = field(default_factory=dict)  # method-specific tensors computed by providers
+    extras: dict[str, Any] = field(default_factory=dict)  # results of the providers in Needs.extras, by name
     seed: int = 0
+    shared: Any = None                 # what Method.prepare returned: computed once for every matrix
 
     @property
     def new_size(self) -> int:
@@ -38,8 +71,8 @@ class InitProblem:
 
 @dataclass
 class InitResult:
-    rows: torch.Tensor                 # (V_new, d) the complete new matrix, copied rows included
-    source: list[str]                  # (V_new) "copied" | "<method>" | "fallback:<reason>"
+    rows: torch.Tensor                 # (V_new, d) the new matrix (copied rows: anything finite)
+    source: list[str]                  # (V_new) "<method>" | "fallback:<reason>" (copies: set by the orchestrator)
     residual: torch.Tensor | None = None  # (V_new,) reconstruction residual where the method has one, NaN elsewhere
 
 
@@ -47,20 +80,31 @@ class InitResult:
 class Method:
     name: str
     fn: Callable[[InitProblem, Any], InitResult]
-    options: type                      # the method's options dataclass (defaults from METHODS.md)
-    needs: tuple[str, ...] = ()        # subset of {"aux", "donor", "corpus", "model"}: what the orchestrator must provide
+    options: type                      # the method's options dataclass (defaults from the method's paper)
+    needs: Needs = Needs()
     summary: str = ""
     unties: bool = False               # output rows differ from input rows: a tied model comes out untied
+    # Work that does not depend on the matrix (weights of a combination of old rows), done once
+    # by the orchestrator for all matrices and handed to ``fn`` as ``problem.shared``. It gets
+    # the input problem with ``old`` on the meta device: shapes only, no values.
+    prepare: Callable[[InitProblem, Any], Any] | None = None
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, options: type, needs: tuple[str, ...] = (), summary: str = "", unties: bool = False):
-    """Decorator: ``@register("fvt", FVTOptions)`` adds a method to :data:`METHODS`."""
+def register(name: str, options: type, needs: Needs = Needs(), summary: str = "", unties: bool = False,
+             prepare: Callable[[InitProblem, Any], Any] | None = None):
+    """Decorator: ``@register("fvt", FVTOptions)`` adds a method to :data:`METHODS`; a taken name is an error."""
+    if not isinstance(needs, Needs):
+        raise TypeError(f"method {name}: needs must be a Needs(...), got {needs!r}")
 
     def wrap(fn: Callable[[InitProblem, Any], InitResult]):
-        METHODS[name] = Method(name, fn, options, needs, summary or (fn.__doc__ or "").strip().split("\n")[0], unties)
+        if name in METHODS:
+            raise TokengraftError(f"method name {name!r} is registered twice ({METHODS[name].fn.__module__} and"
+                                  f" {fn.__module__}); rename one")
+        summary_line = summary or (fn.__doc__ or "").strip().split("\n")[0]
+        METHODS[name] = Method(name, fn, options, needs, summary_line, unties, prepare)
         return fn
 
     return wrap

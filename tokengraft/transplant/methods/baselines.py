@@ -1,4 +1,4 @@
-"""The two baselines that every method must beat (METHODS.md section 1).
+"""The two baselines that every method must beat.
 
 - ``random``: each new row drawn from N(mu_j, sigma_j), the old matrix's per-column mean and
   standard deviation, seeded by ``problem.seed``.

@@ -1,4 +1,4 @@
-"""Shared pieces of every method: copying the overlap, and the documented fallbacks.
+"""Shared pieces of every method: the documented fallbacks and the checks of a problem.
 
 A new token that a method cannot estimate (its decomposition is empty, it has no donor
 vector, the estimate came out non-finite) gets one of two documented rows:
@@ -8,8 +8,8 @@ vector, the estimate came out non-finite) gets one of two documented rows:
   ``problem.seed`` (the draws follow the order of the fallback tokens, so the same problem
   and seed give the same rows).
 
-Its ``source`` is ``"fallback:<reason>"``. Copied tokens (``problem.copied[t] >= 0``) always
-end up with the old row itself, bit for bit, in the old matrix's dtype.
+Its ``source`` is ``"fallback:<reason>"``. Copied tokens (``problem.copied[t] >= 0``) get the
+old row itself, bit for bit, from the orchestrator (:func:`tokengraft.transplant.core.run_method`).
 """
 from __future__ import annotations
 
@@ -87,26 +87,18 @@ def validate(problem: InitProblem) -> None:
 
 def finish(problem: InitProblem, rows: torch.Tensor, source: list[str], how: str,
            residual: torch.Tensor | None = None) -> InitResult:
-    """Complete a method's result: fallbacks, the overlap copied exactly, no NaN/Inf.
+    """Complete a method's result with its fallback rows.
 
     ``rows`` (V_new, d) float32 holds the method's estimates; rows whose ``source`` starts
-    with ``"fallback:"`` are overwritten with fallback rows, non-finite estimates become
-    ``"fallback:non-finite"``, copied tokens get the old rows. Returns rows in ``old.dtype``.
+    with ``"fallback:"`` (copied tokens aside) are overwritten with fallback rows, drawn in id
+    order. Returns rows in ``old.dtype``. Copied rows and non-finite estimates are not its
+    business: the orchestrator copies the overlap and repairs non-finite rows, once, for every method.
     """
     copied = problem.copied.to(rows.device) >= 0
-    bad = ~finite_rows(rows) & ~copied
-    for t in bad.nonzero().flatten().tolist():
-        if not source[t].startswith("fallback:"):
-            source[t] = "fallback:non-finite"
     todo = torch.tensor([s.startswith("fallback:") for s in source], dtype=torch.bool, device=rows.device) & ~copied
     if bool(todo.any()):
         rows[todo] = fallback_rows(problem.old, int(todo.sum()), how, problem.generator()).to(rows.device)
-    out = rows.to(problem.old.dtype)
-    if bool(copied.any()):
-        out[copied] = problem.old[problem.copied[copied.to(problem.copied.device)]].to(out.device)
-    for t in copied.nonzero().flatten().tolist():
-        source[t] = "copied"
     if residual is not None:
         residual = residual.float().clone()
-        residual[copied.to(residual.device) | todo.to(residual.device)] = float("nan")
-    return InitResult(rows=out, source=source, residual=residual)
+        residual[todo.to(residual.device)] = float("nan")
+    return InitResult(rows=rows.to(problem.old.dtype), source=source, residual=residual)

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import FALLBACKS, finish, validate
 from tokengraft.transplant.methods.sparsemax import sparsemax
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 PIECES = "fvt"  # the fallback that estimates a token from its old pieces
@@ -65,7 +65,7 @@ def check_fill(how: str) -> str:
 def fill_with_pieces(problem: InitProblem, rows: torch.Tensor, source: list[str]) -> int:
     """Give every token still marked ``fallback:<reason>`` (not copied, with old pieces) FVT's row.
 
-    FVT's estimate, the mean of the old rows of the token's pieces (METHODS.md section 1), is a
+    FVT's estimate, the mean of the old rows of the token's pieces (FVT, Gee et al. 2022), is a
     far better guess for a token a method could not place than a random or mean row. Changes
     ``rows`` (V_new, d) and ``source`` in place (source ``"fvt"``); returns how many it filled.
     """
@@ -145,14 +145,14 @@ def sparse_convex_rows(
     return out
 
 
-@register("focus", FocusOptions, needs=("aux", "corpus"),
+@register("focus", FocusOptions, needs=Needs(space=("static",)),
           summary="FOCUS: sparsemax-weighted anchors by similarity in static token embeddings of the target text")
 def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     """FOCUS: sparsemax-weighted anchors by similarity in an auxiliary space of the new vocabulary."""
     validate(problem)
     fuzzy, fallback = (False, "normal") if options.paper else (options.fuzzy_anchors, check_fill(options.fallback))
     if problem.aux_new is None or problem.aux_new.shape[0] != problem.new_size:
-        raise ValueError("focus needs problem.aux_new with one row per new token")
+        raise TokengraftError("focus needs problem.aux_new with one row per new token")
     rows = torch.zeros(problem.new_size, problem.old.shape[1])
     source = initial_sources(problem, "no-aux")
     anchor_old = problem.copied.clone()
@@ -167,7 +167,7 @@ def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
     valid = has_vector(problem.aux_new)
     usable = (is_anchor & valid).nonzero().squeeze(1)
     if usable.numel() == 0:
-        log.warning("focus: no anchor has an auxiliary vector; every new token falls back")
+        logger.warning("focus: no anchor has an auxiliary vector; every new token falls back")
         source = [s if s != "fallback:no-aux" else "fallback:no-anchors" for s in source]
         return complete(problem, rows, source, fallback)
     targets = (~is_anchor & valid).nonzero().squeeze(1)
@@ -176,7 +176,7 @@ def focus(problem: InitProblem, options: FocusOptions) -> InitResult:
         rows[targets] = sparse_convex_rows(problem.aux_new[targets], problem.aux_new[usable], anchor_rows, options)
         for i in targets.tolist():
             source[i] = "focus"
-    log.info("focus: %d anchors with vectors, %d tokens combined, %d without a vector (fallback %s)",
+    logger.info("focus: %d anchors with vectors, %d tokens combined, %d without a vector (fallback %s)",
              usable.numel(), targets.numel(), int((~is_anchor & ~valid).sum()), fallback)
     return complete(problem, rows, source, fallback)
 

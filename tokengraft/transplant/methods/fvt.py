@@ -1,6 +1,6 @@
 """FVT and WVT: a new token's row is the (weighted) mean of its old-tokenizer pieces' rows.
 
-FVT (Gee et al. 2022, METHODS.md section 1): ``problem.pieces[t]`` are the old ids whose
+FVT (Gee et al. 2022, "Fast Vocabulary Transfer for Language Model Compression"): ``problem.pieces[t]`` are the old ids whose
 bytes concatenate to the new token's bytes; the row is their plain mean. WVT weighs each
 piece by its byte length, so ``b" international"`` split as ``[b" inter", b"national"]``
 leans towards the longer piece. Both run as one ``embedding_bag`` over all tokens (a

@@ -28,7 +28,7 @@ chosen on SmolLM2-135M -> a 32k French BPE, 20 KB of LibreOffice French held-out
 ``exact`` alone overrates a token that is a prefix of longer ones (its bytes' probability
 includes every longer continuation) and a piece mean underrates a token where it belongs;
 mixed, the errors partly cancel. A token with no semantic estimate uses ``mean`` in its
-place; one with no pieces gets the fallback (default: the mean row). Copied tokens are copied.
+place; one with no pieces gets the fallback (default: the mean row). The orchestrator copies the overlap.
 """
 from __future__ import annotations
 
@@ -37,10 +37,11 @@ from dataclasses import dataclass
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback
 from tokengraft.transplant.methods.fvt import FVTOptions, _piece_transfer
-from tokengraft.transplant.methods.tokenadapt import TokenAdaptOptions, tokenadapt
+from tokengraft.transplant.methods.tokenadapt import (TokenAdaptOptions, TokenAdaptWeights, tokenadapt_rows,
+                                                      tokenadapt_weights)
 
 
 @dataclass
@@ -49,13 +50,18 @@ class GraftOptions:
     mean: float = 0.35             # share of the piece mean (WVT)
     exact: float = 0.15            # share of the base model's own logit of the token (old[p_1] + c_t * u)
     fallback: str = "mean"         # rows of tokens without any estimate: "mean" | "normal"
-    prefix_tokens: int = 64        # target-language context for the continuations, in old tokens
-    limit: int | None = 50_000     # continuations measured for at most this many tokens (lowest ids first)
-    max_pieces: int | None = None  # continuations over pieces 2..max_pieces only (None: all); e.g. 4 bounds the
-                                   # CPU time for superword tokenizers (pair c: 1,508 s with all pieces, 2 busy cores)
+    # The continuations' own options (prefix_tokens, limit, max_pieces: ContinuationOptions) are
+    # set with the same --method-option KEY=VALUE; e.g. max_pieces=4 bounds the CPU time for
+    # superword tokenizers (pair c: 1,508 s with all pieces, 2 busy cores).
 
 
-@register("graft", GraftOptions, needs=("aux", "model"), unties=True,
+def _semantic_weights(problem: InitProblem, options: GraftOptions) -> TokenAdaptWeights:
+    """TokenAdapt's weights: computed once by the orchestrator for the input and output rows."""
+    return tokenadapt_weights(problem, TokenAdaptOptions(fallback=options.fallback))
+
+
+@register("graft", GraftOptions, needs=Needs(space=("strings",), extras=("continuation",)), unties=True,
+          prepare=_semantic_weights,
           summary="tokengraft's own: semantic (TokenAdapt) input rows; output rows ensemble it with WVT and "
                   "the base model's own logit of the token")
 def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
@@ -65,7 +71,8 @@ def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
         raise TokengraftError(f"graft weights semantic, mean, exact must be >= 0 and sum to 1, got {weights}")
     check_fallback(options.fallback)
     mean = _piece_transfer(problem, FVTOptions(options.fallback), "graft", weighted=True)
-    semantic = _semantic(problem, options.fallback)
+    shared = problem.shared if problem.shared is not None else _semantic_weights(problem, options)
+    semantic = tokenadapt_rows(problem, shared, options.fallback)
     has_mean = torch.tensor([s == "graft" for s in mean.source])
     has_semantic = torch.tensor([s == "tokenadapt" for s in semantic.source])
     device = mean.rows.device
@@ -75,23 +82,7 @@ def graft(problem: InitProblem, options: GraftOptions) -> InitResult:
         # in place and in blocks: a 262k vocabulary makes every (V, d) temporary 600 MB
         rows.mul_(options.semantic).add_(mean.rows.float(), alpha=options.mean + options.exact)
         _add_exact(problem, rows, mean.rows, has_mean, options.exact)
-    rows = rows.to(problem.old.dtype)
-    hit = problem.copied.cpu() >= 0
-    rows[hit.to(device)] = problem.old[problem.copied.cpu()[hit].to(problem.old.device)].to(device)
-    return InitResult(rows, source, None)
-
-
-def _semantic(problem: InitProblem, fallback: str) -> InitResult:
-    """TokenAdapt's rows, computed once for a tied model's input and output problems (same matrix)."""
-    key = ("graft:semantic", problem.old.data_ptr(), tuple(problem.old.shape), fallback)
-    # the orchestrator asks for input rows first; the output call takes the rows and frees them
-    cached = problem.extras.pop("graft:semantic", None) if problem.which == "output" else None
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    result = tokenadapt(problem, TokenAdaptOptions(fallback=fallback))
-    if problem.which == "input":
-        problem.extras["graft:semantic"] = (key, result)
-    return result
+    return InitResult(rows.to(problem.old.dtype), source, None)
 
 
 def _add_exact(problem: InitProblem, rows: torch.Tensor, mean_rows: torch.Tensor, has_mean: torch.Tensor,

@@ -1,6 +1,7 @@
 """OMP: express each new token as a sparse combination of shared tokens, then transfer it.
 
-Orthogonal matching pursuit (METHODS.md section 3). In a space where the new vocabulary has
+Orthogonal matching pursuit, as in "Training-Free Tokenizer Transplantation via Orthogonal
+Matching Pursuit" (2025; mergekit's tokensurgeon). In a space where the new vocabulary has
 vectors (a donor model's embeddings on the new tokenizer, else auxiliary vectors) the
 dictionary is the shared tokens' vectors; each non-shared token is approximated with ``k``
 atoms chosen greedily, and its new row is ``sum_j c_j * old[copied[shared_j]]``.
@@ -25,13 +26,13 @@ from dataclasses import dataclass
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import DONOR, InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, finite_rows, validate
 from tokengraft.transplant.methods.omp_batch import SELECTIONS, Dictionary, OMPFit, omp_batched
 
 __all__ = ["OMPFit", "OMPOptions", "omp", "omp_batched"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def _check(options: OMPOptions) -> None:
                               f" ridge={options.ridge}); use k >= 1, batch_size >= 1, ridge >= 0")
 
 
-@register("omp", OMPOptions, needs=("donor",),
+@register("omp", OMPOptions, needs=Needs(space=(DONOR, "strings")),
           summary="orthogonal matching pursuit over shared tokens in a donor (or auxiliary) space")
 def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
     """Rows of non-shared tokens = sum_j c_j old[shared_j], c from k-atom OMP in the donor/aux space."""
@@ -83,7 +84,7 @@ def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
     residual = torch.full((problem.new_size,), float("nan"))
     if shared.numel() == 0:
         source = ["fallback:no-dictionary"] * problem.new_size
-        log.warning("omp: no shared token has a %s vector; every new row is a fallback", name)
+        logger.warning("omp: no shared token has a %s vector; every new row is a fallback", name)
         return finish(problem, rows, source, options.fallback, residual)
     atoms = Dictionary(space[shared].float())
     old_atoms = problem.old[problem.copied[shared.to(problem.copied.device)]].float()
@@ -95,11 +96,11 @@ def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
         picked = old_atoms[fit.indices.to(old_atoms.device)]                 # (B, k, d)
         rows[ids.to(rows.device)] = torch.bmm(fit.coef.to(picked.device).unsqueeze(1), picked).squeeze(1)
         residual[ids.cpu()] = fit.residual.cpu()
-        log.debug("omp: %d / %d tokens", first + ids.numel(), wanted.numel())
+        logger.debug("omp: %d / %d tokens", first + ids.numel(), wanted.numel())
     for t in wanted.tolist():
         source[t] = "omp"
     if wanted.numel():
-        log.info("omp in the %s space: %d tokens, %d atoms, k=%d, %.1f s, median relative residual %.3f",
+        logger.info("omp in the %s space: %d tokens, %d atoms, k=%d, %.1f s, median relative residual %.3f",
                  name, wanted.numel(), atoms.size, k, time.perf_counter() - start,
                  float(residual[wanted.cpu()].median()))
     return finish(problem, rows, source, options.fallback, residual)

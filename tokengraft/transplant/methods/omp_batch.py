@@ -1,6 +1,7 @@
 """Batched orthogonal matching pursuit: many targets, one dictionary, few large matrix products.
 
-Greedy OMP (METHODS.md sections 3 and 11): per target x, k times: pick the atom with the largest
+Greedy OMP (Pati et al. 1993; for tokenizer transplants: "Training-Free Tokenizer Transplantation
+via Orthogonal Matching Pursuit", 2025): per target x, k times: pick the atom with the largest
 |<residual, atom>|, re-solve least squares on the chosen atoms. :func:`omp_reference` (one target,
 ``lstsq`` every step) is the readable version this one is tested against.
 
@@ -30,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from tokengraft.errors import TokengraftError
 
 # An atom closer than 1% of its norm to the span of the atoms already chosen (squared: 1e-4) is
 # numerically a combination of them in float32: it gets coefficient 0 instead of a huge,
@@ -167,9 +170,9 @@ def omp_batched(targets: torch.Tensor, atoms: torch.Tensor | Dictionary, k: int,
     """
     dictionary = atoms if isinstance(atoms, Dictionary) else Dictionary(atoms, targets.device)
     if not 1 <= k <= dictionary.size:
-        raise ValueError(f"k = {k} must be between 1 and the number of atoms ({dictionary.size})")
+        raise TokengraftError(f"k = {k} must be between 1 and the number of atoms ({dictionary.size})")
     if selection not in SELECTIONS:
-        raise ValueError(f"unknown selection {selection!r}; choose one of {SELECTIONS}")
+        raise TokengraftError(f"unknown selection {selection!r}; choose one of {SELECTIONS}")
     targets = targets.float()
     atoms = dictionary.atoms
     batch, dim = targets.shape

@@ -1,6 +1,6 @@
 """Orthogonal matching pursuit, one target at a time: the readable version the fast one is tested against.
 
-Greedy OMP (METHODS.md section 3) for a target x and a dictionary of atoms a_1..a_N:
+Greedy OMP (Pati, Rezaiifar & Krishnaprasad 1993) for a target x and a dictionary of atoms a_1..a_N:
 
     residual = x, chosen = []
     repeat k times:

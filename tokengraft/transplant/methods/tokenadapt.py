@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 import torch
 
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.errors import TokengraftError
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
 from tokengraft.transplant.methods.focus import has_vector, initial_sources
 from tokengraft.transplant.methods.wechsel import nearest
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,8 +68,28 @@ def global_weights(sims: torch.Tensor, temperature: float, threshold: float) -> 
     return torch.where(total > 0, weights / total.clamp(min=1e-30), torch.zeros_like(weights))
 
 
-def local_rows(problem: InitProblem, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
-    """(n, d) e_loc of ``tokens`` (each with at least one piece)."""
+@dataclass
+class Block:
+    """One block of new tokens: which old rows each estimate combines, with which weights."""
+    local: torch.Tensor            # (n,) tokens with a local estimate
+    local_ids: torch.Tensor        # (n, L) their pieces (padded with 0, weight 0)
+    local_weights: torch.Tensor    # (n, L)
+    glob: torch.Tensor             # (m,) tokens with a global estimate
+    glob_ids: torch.Tensor         # (m, k) their nearest old tokens
+    glob_weights: torch.Tensor     # (m, k)
+    both: torch.Tensor             # (m, 1) bool: the token also has a local estimate (then they are mixed)
+
+
+@dataclass
+class TokenAdaptWeights:
+    """Everything TokenAdapt computes before it touches a matrix: the same for input and output rows."""
+    blocks: list[Block]
+    source: list[str]              # (V_new) "tokenadapt" | "fallback:<reason>"
+    mix: float
+
+
+def local_weights_of(problem: InitProblem, tokens: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (n, L), weights (n, L)) of the pieces of ``tokens`` (each with at least one piece)."""
     pieces = [problem.pieces[t] for t in tokens.tolist()]
     width = max(len(p) for p in pieces)
     ids = torch.zeros(len(pieces), width, dtype=torch.long)
@@ -82,51 +103,64 @@ def local_rows(problem: InitProblem, tokens: torch.Tensor, temperature: float) -
     unit_new = torch.nn.functional.normalize(problem.aux_new[tokens].float(), dim=-1)
     unit_old = torch.nn.functional.normalize(problem.aux_old[ids].float(), dim=-1)
     sims = torch.einsum("na,nla->nl", unit_new, unit_old)  # zero vectors give similarity 0
-    weights = local_weights(sims, share, mask, temperature)
-    return torch.einsum("nl,nld->nd", weights, problem.old[ids].float().cpu())
+    return ids, local_weights(sims, share, mask, temperature)
 
 
-def global_rows(
-    problem: InitProblem, tokens: torch.Tensor, usable_old: torch.Tensor, options: TokenAdaptOptions
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens that have a global estimate, their e_glob (n, d)); a token whose neighbours are
-    all below the threshold has none."""
+def global_weights_of(problem: InitProblem, tokens: torch.Tensor, usable_old: torch.Tensor,
+                      options: TokenAdaptOptions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(tokens that have a global estimate, their neighbours' ids (m, k), weights (m, k)); a token whose
+    neighbours are all below the threshold has none."""
     if tokens.numel() == 0:
-        return tokens, torch.zeros(0, problem.old.shape[1])
+        return tokens, torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0)
     sims, ids = nearest(problem.aux_new[tokens], problem.aux_old, options.neighbours, usable_old, options.chunk_size)
     weights = global_weights(sims, options.temperature, options.threshold)
     found = weights.sum(dim=-1) > 0
-    return tokens[found], torch.einsum("nk,nkd->nd", weights[found], problem.old[ids[found]].float().cpu())
+    return tokens[found], ids[found], weights[found]
 
 
-@register("tokenadapt", TokenAdaptOptions, needs=("aux",),
-          summary="TokenAdapt: local (pieces) + global (nearest old tokens) estimates weighted by a sentence embedder")
-def tokenadapt(problem: InitProblem, options: TokenAdaptOptions) -> InitResult:
-    """TokenAdapt hybrid: local piece estimate mixed with a global nearest-neighbour estimate."""
+def tokenadapt_weights(problem: InitProblem, options: TokenAdaptOptions) -> TokenAdaptWeights:
+    """The local and global weights of every new token; reads the auxiliary vectors, never ``problem.old``."""
     validate(problem)
     check_fallback(options.fallback)
     if problem.aux_new is None or problem.aux_old is None:
-        raise ValueError("tokenadapt needs problem.aux_new and problem.aux_old from the same embedder")
-    rows = torch.zeros(problem.new_size, problem.old.shape[1])
+        raise TokengraftError("tokenadapt needs problem.aux_new and problem.aux_old from the same embedder")
     source = initial_sources(problem, "no-estimate")
-    todo = problem.copied < 0
+    todo = problem.copied.cpu() < 0
     has_local = todo & torch.tensor([len(p) > 0 and b is not None for p, b in zip(problem.pieces, problem.new_bytes)],
                                     dtype=torch.bool)
     usable_old = has_vector(problem.aux_old) & torch.tensor([b is not None for b in problem.old_bytes], dtype=torch.bool)
     has_global = todo & has_vector(problem.aux_new) & bool(usable_old.any())
-    counts = [0, 0]
+    blocks = []
     for start in range(0, problem.new_size, options.chunk_size):
         block = torch.arange(start, min(start + options.chunk_size, problem.new_size))
         loc, glob = block[has_local[block]], block[has_global[block]]
-        if loc.numel():
-            rows[loc] = local_rows(problem, loc, options.temperature)
-        glob, e_glob = global_rows(problem, glob, usable_old, options)
-        if glob.numel():
-            both = has_local[glob].unsqueeze(1)
-            rows[glob] = torch.where(both, (1 - options.mix) * rows[glob] + options.mix * e_glob, e_glob)
+        loc_ids, loc_w = local_weights_of(problem, loc, options.temperature) if loc.numel() else (None, None)
+        glob, glob_ids, glob_w = global_weights_of(problem, glob, usable_old, options)
+        blocks.append(Block(loc, loc_ids, loc_w, glob, glob_ids, glob_w, has_local[glob].unsqueeze(1)))
         for i in torch.cat([loc, glob]).tolist():
             source[i] = "tokenadapt"
-        counts = [counts[0] + loc.numel(), counts[1] + glob.numel()]
-    log.info("tokenadapt: %d local estimates, %d global estimates, %d tokens with neither",
-             counts[0], counts[1], sum(s.startswith("fallback:") for s, t in zip(source, todo.tolist()) if t))
-    return finish(problem, rows, source, options.fallback)
+    logger.info("tokenadapt: %d local estimates, %d global estimates, %d tokens with neither",
+                sum(b.local.numel() for b in blocks), sum(b.glob.numel() for b in blocks),
+                sum(s.startswith("fallback:") for s, t in zip(source, todo.tolist()) if t))
+    return TokenAdaptWeights(blocks, source, options.mix)
+
+
+def tokenadapt_rows(problem: InitProblem, weights: TokenAdaptWeights, fallback: str) -> InitResult:
+    """The rows of ``problem.old`` that ``weights`` describe, fallbacks filled (rows are computed on the CPU)."""
+    rows = torch.zeros(problem.new_size, problem.old.shape[1])
+    mix = weights.mix
+    for b in weights.blocks:
+        if b.local.numel():
+            rows[b.local] = torch.einsum("nl,nld->nd", b.local_weights, problem.old[b.local_ids].float().cpu())
+        if b.glob.numel():
+            e_glob = torch.einsum("nk,nkd->nd", b.glob_weights, problem.old[b.glob_ids].float().cpu())
+            rows[b.glob] = torch.where(b.both, (1 - mix) * rows[b.glob] + mix * e_glob, e_glob)
+    return finish(problem, rows, list(weights.source), fallback)
+
+
+@register("tokenadapt", TokenAdaptOptions, needs=Needs(space=("strings",)), prepare=tokenadapt_weights,
+          summary="TokenAdapt: local (pieces) + global (nearest old tokens) estimates weighted by a sentence embedder")
+def tokenadapt(problem: InitProblem, options: TokenAdaptOptions) -> InitResult:
+    """TokenAdapt hybrid: local piece estimate mixed with a global nearest-neighbour estimate."""
+    weights = problem.shared if problem.shared is not None else tokenadapt_weights(problem, options)
+    return tokenadapt_rows(problem, weights, options.fallback)

@@ -7,7 +7,7 @@ sparse (V_new, V_old) alignment counts. Each non-copied new token ``t`` with at 
 
     row = sum_j count[t, j] * old[j] / sum_j count[t, j]
 
-the alignment-frequency-weighted average of the old rows (METHODS.md section 15). Tokens that
+the alignment-frequency-weighted average of the old rows (Remy et al. 2024, "Trans-Tokenization and Cross-lingual Vocabulary Transfers"). Tokens that
 never align (rare subwords, tokens of pages without a translation) get FVT's estimate, the mean
 of their old pieces' rows (source ``fvt``); tokens without pieces get the mean row.
 ``fvt_share`` mixes FVT into the aligned rows as well: row = (1 - s) aligned + s FVT.
@@ -24,7 +24,7 @@ from tokengraft.transplant.methods.base import InitProblem, InitResult, register
 from tokengraft.transplant.methods.fallback import validate
 from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, initial_sources
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 EXTRA = "transtok"  # problem.extras key of the alignment counts
 
@@ -82,6 +82,6 @@ def transtok(problem: InitProblem, options: TranstokOptions) -> InitResult:
             fvt = piece_means(problem.old, problem.pieces, with_pieces).cpu()
             rows[ids] = (1 - options.fvt_share) * rows[ids] + options.fvt_share * fvt
     wanted = int((problem.copied < 0).sum())
-    log.info("transtok: %d of %d non-copied tokens aligned (%.1f%%)", todo.numel(), wanted,
+    logger.info("transtok: %d of %d non-copied tokens aligned (%.1f%%)", todo.numel(), wanted,
              100.0 * todo.numel() / max(wanted, 1))
     return complete(problem, rows, source, fallback)

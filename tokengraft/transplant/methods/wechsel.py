@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 import torch
 
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.errors import TokengraftError
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import validate
 from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, has_vector, initial_sources
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,21 +72,21 @@ def softmax_rows(sims: torch.Tensor, ids: torch.Tensor, old: torch.Tensor, tempe
     return torch.einsum("nk,nkd->nd", weights, old[ids].float().cpu())
 
 
-@register("wechsel", WechselOptions, needs=("aux", "corpus"),
+@register("wechsel", WechselOptions, needs=Needs(space=("bilingual",)),
           summary="WECHSEL: softmax over the 10 nearest old tokens in an aligned bilingual static space")
 def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
     """WECHSEL: softmax-weighted nearest old tokens in an aligned bilingual auxiliary space."""
     validate(problem)
     fallback = "normal" if options.paper else check_fill(options.fallback)
     if problem.aux_new is None or problem.aux_old is None:
-        raise ValueError("wechsel needs problem.aux_new and problem.aux_old in one aligned space")
+        raise TokengraftError("wechsel needs problem.aux_new and problem.aux_old in one aligned space")
     if problem.aux_new.shape[1] != problem.aux_old.shape[1]:
-        raise ValueError(f"wechsel: aux_new has dim {problem.aux_new.shape[1]}, aux_old {problem.aux_old.shape[1]}")
+        raise TokengraftError(f"wechsel: aux_new has dim {problem.aux_new.shape[1]}, aux_old {problem.aux_old.shape[1]}")
     rows = torch.zeros(problem.new_size, problem.old.shape[1])
     source = initial_sources(problem, "no-aux")
     usable = has_vector(problem.aux_old) & torch.tensor([b is not None for b in problem.old_bytes], dtype=torch.bool)
     if not usable.any():
-        log.warning("wechsel: no old token has an auxiliary vector; every new token falls back")
+        logger.warning("wechsel: no old token has an auxiliary vector; every new token falls back")
         return complete(problem, rows, source, fallback)
     targets = ((problem.copied < 0) & has_vector(problem.aux_new)).nonzero().squeeze(1)
     for start in range(0, targets.numel(), options.chunk_size):
@@ -94,5 +95,5 @@ def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
         rows[block] = softmax_rows(sims, ids, problem.old, options.temperature)
     for i in targets.tolist():
         source[i] = "wechsel"
-    log.info("wechsel: %d tokens from neighbours, %d copied", targets.numel(), int((problem.copied >= 0).sum()))
+    logger.info("wechsel: %d tokens from neighbours, %d copied", targets.numel(), int((problem.copied >= 0).sum()))
     return complete(problem, rows, source, fallback)

@@ -1,4 +1,7 @@
-"""Read a tokenizer's spelling conventions from its ``tokenizer.json`` structure.
+"""Read how a tokenizer spells text (spaces, bytes, continuations) from its ``tokenizer.json``.
+
+Not to be confused with :mod:`tokengraft.tokenizer.conventions`, what a newly trained
+tokenizer copies from its base.
 
 The decision uses the model type, pre-tokenizer, normalizer and decoder, never the
 tokenizer's name: a ByteLevel step means byte-level strings (``Ġ``), a Metaspace step or a
@@ -19,7 +22,7 @@ _DROPPING_BEHAVIOUR = {"removed", "Removed"}
 
 
 @dataclass(frozen=True)
-class Conventions:
+class Spelling:
     kind: str                    # "byte_level" | "sentencepiece" | "wordpiece" | "other"
     model: str                   # "BPE" | "Unigram" | "WordPiece" | "WordLevel"
     space: str = SPM_SPACE       # the character SentencePiece-style tokens write for a space
@@ -71,8 +74,8 @@ def _is_neutral_pre(step: dict) -> bool:
     return step.get("behavior") not in _DROPPING_BEHAVIOUR
 
 
-def detect(backend) -> Conventions:
-    """Conventions of a ``tokenizers.Tokenizer`` (the ``backend_tokenizer`` of a fast tokenizer)."""
+def detect(backend) -> Spelling:
+    """Spelling of a ``tokenizers.Tokenizer`` (the ``backend_tokenizer`` of a fast tokenizer)."""
     model = type(backend.model).__name__
     normalizer = list(walk(component_json(backend.normalizer)))
     pre = list(walk(component_json(backend.pre_tokenizer)))
@@ -107,6 +110,6 @@ def detect(backend) -> Conventions:
     else:
         byte_fallback = False
     continuation = getattr(backend.model, "continuing_subword_prefix", None) or ""
-    return Conventions(kind=kind, model=model, space=space or SPM_SPACE, prefix_space=prefix,
+    return Spelling(kind=kind, model=model, space=space or SPM_SPACE, prefix_space=prefix,
                        byte_fallback=byte_fallback, continuation=continuation,
                        lossy_text=lossy or kind in ("wordpiece", "other"))
