@@ -57,6 +57,7 @@ def test_eval_bytes_mixture_of_two_models(files, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "X", "--model", "Y"], "add --bytes"),
     (["--bytes", "--model", "X", "--weights", "1", "2"], "2 weights for 1 models"),
+    (["--bytes", "--dynamic", "--model", "X"], "--bytes and --dynamic exclude each other"),
 ])
 def test_eval_bytes_user_errors(files, capsys, argv, message):
     argv = [str(files / "one") if a == "X" else str(files / "two") if a == "Y" else a for a in argv]

@@ -20,9 +20,8 @@ EVERYTHING = Given(donor=True, aux=True, corpus=True)
 
 def test_every_method_plans_with_everything_given():
     """What each built-in method gets when a donor, an embedder and a corpus are all offered."""
-    # transtok reads extras["transtok"], given by the caller until its alignment provider exists
     got = {name: (p.space, p.providers, p.corpus, p.corpus_bytes)
-           for name in sorted(METHODS) if not name.startswith("tg-") and name != "transtok"
+           for name in sorted(METHODS) if not name.startswith("tg-")
            for p in [plan_inputs(name, EVERYTHING)]}
     assert got == {
         "fvt": (None, (), "none", None), "wvt": (None, (), "none", None), "mean": (None, (), "none", None),
@@ -33,6 +32,8 @@ def test_every_method_plans_with_everything_given():
         "wechsel": ("bilingual", ("bilingual",), "required", None),
         # graft reads only the first tokens of the corpus, for its continuations' context
         "graft": ("strings", ("strings", "continuation"), "optional", 64 * MAX_TOKEN_BYTES),
+        "hypernet": (None, ("hypernet",), "none", None),  # the trained network, from --hypernet DIR
+        "transtok": (None, ("parallel",), "optional", None),  # the corpus's English pages, or two files
     }
 
 

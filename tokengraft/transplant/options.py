@@ -40,6 +40,8 @@ class TransplantOptions:
     eval_max_bytes: int = 20_000                # bytes of each eval corpus scored
     push_to_hub: str | None = None              # upload the written folder to this hub repository (user/name)
     public: bool = False                        # make the hub repository public (default: private)
+    hypernet: str | None = None                 # a trained hypernetwork folder (method hypernet; tokengraft
+                                                # hypernet train)
 
     def validate(self) -> None:
         """One-line errors for options no run could use, raised before anything is loaded."""
@@ -65,7 +67,7 @@ class TransplantOptions:
         if self.out is not None:
             check_output_dir(self.out, overwrite=self.overwrite, inputs={
                 "input model": self.model, "new tokenizer": self.tokenizer, "donor": self.donor,
-                "auxiliary embedder": self.aux, "corpus": self.corpus})
+                "auxiliary embedder": self.aux, "corpus": self.corpus, "hypernetwork": self.hypernet})
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
