@@ -166,6 +166,9 @@ def test_byte_scores_agree_with_the_token_meter_and_stay_below_it(bpe):
     assert score.bpb < score.token_bpb
     assert len(score.byte_logprobs) == score.bytes
     assert -score.byte_logprobs.sum() / math.log(2) / score.bytes == pytest.approx(score.bpb)
+    assert 0 < score.merged_bits < score.token_bpb * score.bytes
+    (exact,) = score_corpora(model, tok, DOCS, options, ByteOptions(merge=False))
+    assert exact.merged_bits == 0 and exact.bpb < exact.token_bpb == pytest.approx(score.token_bpb)
 
 
 def test_tree_attention_equals_plain_forwards(bpe):

@@ -101,7 +101,7 @@ class Lattice:
         self.expected: dict[int, int] = {}       # node -> its child created in advance (canonical or run ahead)
         self.canonical_at: dict[int, int] = {}   # byte offset -> canonical node ending there
         self.stats = LatticeStats()
-        self.merged: list[tuple[int, float, float]] = []  # (offset, log mass, log prefix mass there) of each merge
+        self.merged: list[tuple[int, float, float]] = []  # (offset, log mass, nats it added there) of each merge
         self.canonical_logprob = 0.0  # log P(canonical tokens): the token-level score of the same text
 
     # -- building -------------------------------------------------------------------------
@@ -187,8 +187,7 @@ class Lattice:
     def decide(self) -> list[int]:
         """Check the nodes run ahead, prune or keep every pending node with a known mass; return the kept
         pending branch nodes (to evaluate next)."""
-        total, _ = self.prefix_logmass()  # undecided nodes still count here: they are inside their parents' covers
-        keep = []
+        todo = []
         for i, node in enumerate(self.nodes):
             if node.state == DEAD or math.isnan(node.logmass) or not (node.state == PENDING or node.unchecked):
                 continue
@@ -199,8 +198,18 @@ class Lattice:
                 node.state = LEAF
             elif node.state == PENDING and self.limits.merge and target is not None:
                 if not math.isnan(self.nodes[target].logmass):
-                    self._merge(i, target, total[node.end])
-            elif node.logmass - total[node.end] < self.limits.log_floor(node.depth) \
+                    self._merge(i, target)
+            else:
+                todo.append(i)
+        # after the merges, which raise the masses below them: undecided nodes still count here (they are
+        # inside their parents' covers)
+        total, _ = self.prefix_logmass() if todo else (None, None)
+        keep = []
+        for i in todo:
+            node = self.nodes[i]
+            if node.state == DEAD:
+                continue  # below a node pruned earlier in this loop
+            if node.logmass - total[node.end] < self.limits.log_floor(node.depth) \
                     or node.depth + self.nodes[node.base].position >= self.limits.positions:
                 self._prune(i)
             elif node.unchecked:
@@ -209,13 +218,13 @@ class Lattice:
                 keep.append(i)
         return keep
 
-    def _merge(self, idx: int, target: int, total: float) -> None:
+    def _merge(self, idx: int, target: int) -> None:
         # Fold idx into the canonical node ending at the same byte: assume that the model continues
         # after either tokenization alike. The canonical node and everything below it gain idx's mass.
         node, canon = self.nodes[idx], self.nodes[target]
         node.state = MERGED
-        self.merged.append((node.end, node.logmass, total))
         delta = math.log1p(math.exp(node.logmass - canon.logmass))
+        self.merged.append((node.end, node.logmass, delta))
         for j in range(target, len(self.nodes)):
             other = self.nodes[j]
             if (other.depth == 0 and j >= target) or (other.depth > 0 and other.base >= target):
@@ -302,8 +311,9 @@ class Lattice:
         return float(np.exp(pruned[:upto + 1]).sum()) + merged
 
     def merged_bits(self) -> float:
-        """Sum over merges of -log2(1 - merged share): the log-likelihood that rests on the merge assumption."""
-        return float(sum(math.log1p(-min(math.exp(m - t), 1 - 1e-12)) for _, m, t in self.merged) / -math.log(2))
+        """Sum over merges of log2(1 + merged mass / canonical mass there): the log-likelihood that merging
+        added where it merged, which rests on the merge assumption."""
+        return float(sum(d for _, _, d in self.merged) / math.log(2))
 
     def pruned_bits(self) -> float:
         """Sum over pruning points of -log2(1 - pruned share) (see the module docstring)."""

@@ -43,7 +43,7 @@ class ByteScore:
     token_bpb: float               # the canonical tokenization's bits per byte on the same bytes, same windows
     tokens: int                    # canonical tokens
     pruned_bits: float             # sum over pruned tokenizations of -log2(1 - their share where pruned)
-    merged_bits: float             # the same over tokenizations merged into the canonical one
+    merged_bits: float             # sum over merges into the canonical tokenization of log2(1 + merged / canonical mass)
     evaluated: int                 # tokenizations run through the model, canonical tokens included
     branches: int                  # of those, non-canonical
     seconds: float
