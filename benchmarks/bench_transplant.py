@@ -6,8 +6,9 @@
     python3 benchmarks/bench_transplant.py --pair b --methods omp --option omp:k=64
 
 Pairs (base model -> new tokenizer): (a) smollm2-135m -> out/tok-fr-bpe32k, (b) smollm2-135m ->
-gemma3-270m's tokenizer with gemma3-270m as donor, (c) smollm2-135m -> out/tok-fr-superbpe32k;
-each scored on the first ``--max-bytes`` of libreoffice fr and en held-out text.
+gemma3-270m's tokenizer with gemma3-270m as donor, (c) smollm2-135m -> out/tok-fr-superbpe32k,
+each scored on the first ``--max-bytes`` of libreoffice fr and en held-out text; (d) gemma3-270m
+(a base with 262k ids) -> the 32k German BPE, scored on de and en held-out text.
 
 Every method runs in a fresh subprocess of this script (``--one METHOD``) so that its peak RSS
 (ru_maxrss, per process) is its own. The original model with its own tokenizer is scored once
@@ -57,6 +58,9 @@ PAIRS = {
               "libreoffice:fr:train", donor="gemma3-270m", options={"omp": {"k": 8}}),
     "c": Pair("c", "smollm2-135m", "out/tok-fr-superbpe32k", ("libreoffice:fr:heldout", "libreoffice:en:heldout"),
               "libreoffice:fr:train"),
+    # Gemma-3-270M as the *base*: 262k multilingual SentencePiece -> a 32k German byte-level BPE
+    "d": Pair("d", "gemma3-270m", "out/tok-de-bpe32k", ("libreoffice:de:heldout", "libreoffice:en:heldout"),
+              "libreoffice:de:train"),
 }
 
 

@@ -60,10 +60,12 @@ def corrupted_checkpoint(out: Path) -> None:
 
 
 T, E, K, C, H = "transplant", "eval", "tokenizer train", "tokenizer compare", "heal"
+X, R = "export", "report"
 TP = "transplant --method fvt --model {base} --tokenizer {tok}"
 EV = "eval --model {base} --text {a}"
 TR = "tokenizer train --corpus {corpus} --vocab-size 300 --no-progress"
 HL = "heal --model {base} --corpus {corpus} --steps 1 --seq-len 16 --batch-size 2 --no-progress"
+EX = "export --model {base} --gguf {out}.gguf"
 SAFE = r"cannot be loaded safely .*convert it to safetensors with a tool you trust"
 
 CASES = [
@@ -178,6 +180,35 @@ CASES = [
          r"--plot .*jsondir is a folder; give a file path such as .*compare.png"),
     Case(C, "missing-corpus", "tokenizer compare --tokenizer {tok} --corpus {root}/nope.txt", r"nope.txt"),
     Case(C, "missing-tokenizer", "tokenizer compare --tokenizer {root}/nope --corpus {a}", r"nope does not exist"),
+    # transplant and heal: --eval and --push-to-hub, checked before any loading (a push that fails at the
+    # network boundary keeps the written folder: tests/test_publish.py)
+    Case(T, "push-without-out", TP + " --push-to-hub me/model", r"--push-to-hub uploads the written folder; give --out"),
+    Case(T, "push-repo-without-user", TP + " --push-to-hub model --out {out}",
+         r"--push-to-hub expects a repository id like user/name, got 'model'"),
+    Case(T, "eval-max-bytes-zero", TP + " --eval {a} --eval-max-bytes 0 --out {out}",
+         r"--eval-max-bytes must be a positive integer, got 0"),
+    Case(T, "eval-missing-corpus", TP + " --eval {root}/nope.txt --out {out}", r"nope.txt"),
+    Case(T, "eval-whitespace-corpus", TP + " --eval {ws} --out {out}", r"only whitespace"),
+    Case(H, "push-repo-with-two-slashes", HL + " --push-to-hub a/b/c --out {out}",
+         r"--push-to-hub expects a repository id like user/name, got 'a/b/c'"),
+    # export
+    Case(X, "missing-model", "export --model {root}/nope --gguf {out}.gguf", r"nope does not exist"),
+    Case(X, "weights-file-as-model", "export --model {weights} --gguf {out}.gguf", r"is a weights file, not a model"),
+    Case(X, "truncated-safetensors", "export --model {trunc} --gguf {out}.gguf", r"are truncated"),
+    Case(X, "pickle-only-bin", "export --model {pickle} --gguf {out}.gguf", SAFE),
+    Case(X, "gguf-exists", "export --model {base} --gguf {file}", r"a.txt already exists; choose another --gguf or pass"),
+    Case(X, "gguf-is-a-folder", "export --model {base} --gguf {jsondir} --overwrite",
+         r"--gguf .*jsondir is a folder; give a file path such as .*model.gguf"),
+    Case(X, "gguf-under-a-file", "export --model {base} --gguf {file}/m.gguf", r"cannot be created: .*a.txt is a file"),
+    Case(X, "ids-beyond-rows", "export --model {gapmodel} --gguf {out}.gguf",
+         r"the tokenizer has 2010 ids but the model 372 embedding rows"),
+    # report
+    Case(R, "missing-folder", "report {root}/nope", r"nope is not a folder; pass the output folder of a transplant"),
+    Case(R, "folder-without-records", "report {base}", r"base has no transplant.json, heal.json or eval\*.json"),
+    Case(R, "out-with-several-folders", "report {base} {tok} --out {out}.html",
+         r"--out names one page; with several folders each gets its own"),
+    Case(R, "out-is-a-folder", "report {base} --out {jsondir}", r"--out .*jsondir is a folder; give a file path"),
+    Case(R, "out-under-a-file", "report {base} --out {file}/r.html", r"cannot be created: .*a.txt is a file"),
 ]
 
 
@@ -219,7 +250,7 @@ def test_bad_input_is_refused_in_one_line(case: Case, world, capsys):
 
 def test_the_table_covers_every_command_and_has_40_cases():
     counts = case_counts()
-    assert set(counts) == {T, E, K, C, H}
+    assert set(counts) == {T, E, K, C, H, X, R}
     assert sum(counts.values()) >= 40
 
 

@@ -7,13 +7,19 @@ import dataclasses
 import pytest
 
 from tokengraft.cli import eval as eval_cli
+from tokengraft.bytelevel.options import GenerateOptions
+from tokengraft.cli import export as export_cli
+from tokengraft.cli import generate as generate_cli
 from tokengraft.cli import heal as heal_cli
 from tokengraft.cli import quickstart as quickstart_cli
+from tokengraft.cli import report as report_cli
 from tokengraft.cli import transplant as transplant_cli
 from tokengraft.cli.flags import add_option_flags, field_comments, options_from_args
 from tokengraft.cli.main import build_parser
+from tokengraft.export.gguf import ExportOptions
 from tokengraft.heal.options import HealOptions
 from tokengraft.measure.options import EvalOptions
+from tokengraft.report.options import ReportOptions
 from tokengraft.tokenizer.mixture import MixtureOptions
 from tokengraft.tokenizer.options import TrainOptions
 from tokengraft.transplant.options import TransplantOptions
@@ -31,6 +37,11 @@ COMMANDS = {
     "quickstart": (["quickstart"], quickstart_cli.QuickstartOptions, {}, quickstart_cli.options_from_args, set()),
     "tokenizer mixture": (["tokenizer", "mixture", "--tokenizer", "t", "--category", "c"], MixtureOptions, {},
                           lambda args: options_from_args(args, MixtureOptions), set()),
+    "export": (["export", "--model", "m", "--gguf", "o.gguf"], ExportOptions, {"model": "m", "gguf": "o.gguf"},
+               export_cli.options_from_args, set()),
+    "report": (["report", "d"], ReportOptions, {"folders": ["d"]}, report_cli.options_from_args, set()),
+    "generate": (["generate", "--model", "m", "--prompt", "p"], GenerateOptions, {}, generate_cli.options_from_args,
+                 set()),
 }
 
 
@@ -47,6 +58,14 @@ def test_flags_parse_to_the_fields_they_name():
                                       "--lr", "0.5", "--eval", "e", "--mode", "alm"])
     assert heal_cli.options_from_args(args) == HealOptions(model="m", corpus=["a", "b"], tokens=100, progress=False,
                                                           lr=0.5, eval=["e"], mode="alm")
+    args = build_parser().parse_args(["transplant", "--model", "m", "--tokenizer", "t", "--out", "o", "--eval", "a", "b",
+                                      "--eval-max-bytes", "500", "--push-to-hub", "me/x", "--public"])
+    assert transplant_cli.options_from_args(args) == TransplantOptions(
+        model="m", tokenizer="t", out="o", eval=["a", "b"], eval_max_bytes=500, push_to_hub="me/x", public=True)
+    args = build_parser().parse_args(["export", "--model", "m", "--gguf", "o.gguf", "--dtype", "q8_0", "--overwrite"])
+    assert export_cli.options_from_args(args) == ExportOptions(model="m", gguf="o.gguf", dtype="q8_0", overwrite=True)
+    args = build_parser().parse_args(["report", "a", "b"])
+    assert report_cli.options_from_args(args) == ReportOptions(folders=["a", "b"])
     with pytest.raises(SystemExit):  # --steps and --tokens exclude each other
         build_parser().parse_args(["heal", "--model", "m", "--corpus", "c", "--steps", "3", "--tokens", "9"])
 

@@ -21,9 +21,8 @@ EVERYTHING = Given(donor=True, aux=True, corpus=True)
 
 def test_every_method_plans_with_everything_given():
     """What each built-in method gets when a donor, an embedder and a corpus are all offered."""
-    # transtok reads extras["transtok"], given by the caller until its alignment provider exists
     got = {name: (p.space, p.providers, p.corpus, p.corpus_bytes)
-           for name in sorted(METHODS) if not name.startswith("tg-") and name != "transtok"
+           for name in sorted(METHODS) if not name.startswith("tg-")
            for p in [plan_inputs(name, EVERYTHING)]}
     assert got == {
         "fvt": (None, (), "none", None), "wvt": (None, (), "none", None), "mean": (None, (), "none", None),
@@ -35,6 +34,8 @@ def test_every_method_plans_with_everything_given():
         # graft reads the corpus's first MB: its first tokens are the continuations' context, its
         # new tokens' counts choose which continuations are measured
         "graft": ("vocab-strings", ("vocab-strings", "continuation"), "optional", ContinuationOptions().rank_bytes),
+        "hypernet": (None, ("hypernet",), "none", None),  # the trained network, from --hypernet DIR
+        "transtok": (None, ("parallel",), "optional", None),  # the corpus's English pages, or two files
     }
 
 

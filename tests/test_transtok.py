@@ -120,3 +120,46 @@ def test_eflomal_aligns_a_tiny_synthetic_parallel_corpus():
             correct += lexicon[s[i]] == t[j]
     # eflomal samples at random: 1,640-1,840 of the 2,000 links kept in four runs, all of them right
     assert total > 0.6 * 5 * 400 and correct / total > 0.95
+
+
+def test_parallel_provider_reads_line_aligned_files_and_names_what_is_missing(tmp_path):
+    from tokengraft.transplant.auxiliary import AuxRequest, provide_aux
+    from tokengraft.transplant.auxiliary.parallel import ParallelOptions, english_counterpart
+
+    old = WordTokenizer(["open", " file", " save"])
+    new = WordTokenizer(["öffnen", " Datei", " speichern"])
+    (tmp_path / "en.txt").write_text("open file\nsave file\n" * 40, encoding="utf-8")
+    (tmp_path / "de.txt").write_text("öffnen Datei\nspeichern Datei\n" * 40, encoding="utf-8")
+    request = AuxRequest(old_bytes=[b"open", b" file", b" save"], new_bytes=[b"\xc3\xb6ffnen", b" Datei", b" speichern"],
+                         old_tokenizer=old, new_tokenizer=new)
+    files = ParallelOptions(source_file=str(tmp_path / "en.txt"), target_file=str(tmp_path / "de.txt"))
+    counts = provide_aux("parallel", request, files).extras["parallel"].to_dense()
+    assert counts.shape == (3, 3) and int(counts[1, 1]) >= 60     # Datei <-> file in most of 80 lines
+    assert counts[1].argmax() == 1 and counts[0].argmax() == 0
+    (tmp_path / "short.txt").write_text("öffnen Datei\n", encoding="utf-8")
+    with pytest.raises(TokengraftError, match="differ in length"):
+        provide_aux("parallel", request, ParallelOptions(str(tmp_path / "en.txt"), str(tmp_path / "short.txt")))
+    with pytest.raises(TokengraftError, match="both"):
+        provide_aux("parallel", request, ParallelOptions(source_file=str(tmp_path / "en.txt")))
+    with pytest.raises(TokengraftError, match="parallel text"):
+        provide_aux("parallel", request, ParallelOptions())
+    with pytest.raises(TokengraftError, match="no built-in English translation"):
+        english_counterpart("python-stdlib")
+
+
+def test_transtok_end_to_end_on_a_tiny_model_with_line_aligned_files(tmp_path):
+    """transplant_model -> plan -> parallel provider (eflomal on two files) -> transtok: aligned rows."""
+    from transplant_fixtures import BASE_TEXT, NEW_TEXT, base_tokenizer, new_tokenizer, tiny_llama
+
+    from tokengraft.transplant.core import transplant_model
+
+    old, new = base_tokenizer(), new_tokenizer()
+    (tmp_path / "en.txt").write_text((BASE_TEXT * 30), encoding="utf-8")
+    (tmp_path / "fr.txt").write_text((NEW_TEXT * 30), encoding="utf-8")
+    model = tiny_llama(len(old))
+    _, tok, diag = transplant_model(model, old, new, "transtok", method_options={
+        "source_file": str(tmp_path / "en.txt"), "target_file": str(tmp_path / "fr.txt")})
+    counts = diag.summary.counts
+    assert counts.get("transtok", 0) >= 3                   # words of the French lines got aligned rows (7-10 seen)
+    assert counts.get("fvt", 0) > 0 and sum(counts.values()) == len(tok)
+    assert torch.isfinite(model.get_input_embeddings().weight).all()

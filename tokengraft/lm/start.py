@@ -33,7 +33,7 @@ def token_id(tokenizer: Any, token: str) -> int | None:
     return int(idx)
 
 
-def _leading_special(tokenizer: Any) -> int | None:
+def leading_special(tokenizer: Any) -> int | None:
     """The id the tokenizer prepends by itself (its template's BOS), or None."""
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     full = tokenizer("a", add_special_tokens=True)["input_ids"]
@@ -49,7 +49,7 @@ def resolve_start_token(tokenizer: Any, policy: str = "auto") -> tuple[str, int]
     ('<|endoftext|>', 0)
     """
     if policy == "auto":
-        lead = _leading_special(tokenizer)
+        lead = leading_special(tokenizer)
         if lead is not None:
             return tokenizer.convert_ids_to_tokens(lead), lead
         candidates = [DOCUMENT_SEPARATOR, tokenizer.bos_token, tokenizer.eos_token]

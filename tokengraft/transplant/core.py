@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from tokengraft.transplant import specials
+from tokengraft.transplant import specials, start_token
 from tokengraft.transplant.correspondence import Correspondence, build_correspondence
 from tokengraft.transplant.diagnostics import Diagnostics, TokenDiagnostics, digit_counts, number_example, summarize
-from tokengraft.transplant.embedding import check_old_vocab, embedding_modules, install, output_bias, pad_rows, padded_size
+from tokengraft.transplant.embedding import (check_old_vocab, embedding_modules, install, move_positions, output_bias,
+                                             pad_rows, padded_size)
 from tokengraft.transplant.methods.base import InitProblem, InitResult, Method
 from tokengraft.transplant.methods.fallback import fallback_rows
 from tokengraft.transplant.options import DEFAULT_METHOD
@@ -38,10 +39,12 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_new_tokenizer(old_tok: Any, new_tok: Any, copy_tokenizer: bool = True) -> tuple[Any, list[str]]:
-    """The new tokenizer (a copy unless ``copy_tokenizer`` is False) with the base's chat markers and template."""
+    """The new tokenizer (a copy unless ``copy_tokenizer`` is False) with the base's chat markers, its
+    template, and its BOS when the base tokenizer prepends one (:mod:`.start_token`)."""
     if copy_tokenizer:  # seconds for a 262k vocabulary: callers that own the tokenizer skip it
         new_tok = copy.deepcopy(new_tok)
     added = specials.add_chat_markers(new_tok, specials.chat_markers(old_tok))
+    start_token.adopt_bos(old_tok, new_tok)
     template = getattr(old_tok, "chat_template", None)
     if template:
         if getattr(new_tok, "chat_template", None) not in (None, template):
@@ -157,6 +160,7 @@ def transplant_model(
         t = new_tok.convert_tokens_to_ids(marker)
         if corr.copied[t] >= 0:
             corr.how[t] = "added-special"
+    start_token.link_start(corr, old_tok, new_tok)
     untie = tied and head is not None and spec.unties
     inputs = provide(plan, inputs, corr, old_tok, new_tok, model)
 
@@ -179,6 +183,7 @@ def transplant_model(
         rows_in = pad_rows(res_in.rows, size).to(dtype=dtype, device=device)
         rows_out = pad_rows(res_out.rows, size).to(dtype=dtype, device=device) if res_out is not None else None
         install(model, emb, head, tied and not untie, rows_in, rows_out, new_bias, new_tok.pad_token_id)
+        move_positions(model, new_tok.pad_token_id)
     if untie:
         logger.info("method %s gives output rows of their own: the model's embeddings are now untied", spec.name)
         model.config.tie_word_embeddings = False

@@ -2,7 +2,7 @@
 
 A new token is *copied* when its bytes are an old token's bytes (input and output rows
 alike), or when it is a special token that matches an old one by content or by role
-(bos, eos, pad, unk). Every other token gets its *pieces*: the old-tokenizer ids whose
+(bos, eos, pad, unk; an encoder's cls, sep, mask). Every other token gets its *pieces*: the old-tokenizer ids whose
 bytes concatenate to its bytes, encoded with the word-start convention (a token whose
 bytes begin with a space is encoded as the start of a word), which the methods combine.
 
@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 # Order in which roles are tried for a special token that matched nothing by content:
 # eos first because a shared id that plays several roles (bos = eos) is most often a
 # document separator, whose row the model learned as "end".
-ROLE_ORDER = ("eos", "bos", "pad", "unk")
+ROLE_ORDER = ("eos", "bos", "pad", "unk", "cls", "sep", "mask")
+# An encoder's sequence markers and a decoder's play the same part: BERT's [CLS] opens and
+# [SEP] closes what RoBERTa's <s> (bos and cls) and </s> (eos and sep) open and close.
+ROLE_ALIASES = {"cls": "bos", "bos": "cls", "sep": "eos", "eos": "sep"}
+ENCODER_ROLES = ("cls", "sep", "mask")
 
 
 @dataclass
@@ -78,18 +82,19 @@ def match_tokens(
             if b is not None:
                 by_bytes.setdefault(b, i)
         lookup = lambda t: by_bytes.get(new_bytes[t])  # noqa: E731
-    role_of_new = {}
-    for role in reversed(ROLE_ORDER):
+    roles_of_new: dict[int, list[str]] = {}
+    for role in ROLE_ORDER:
         if role in new_roles:
-            role_of_new[new_roles[role]] = role
+            roles_of_new.setdefault(new_roles[role], []).append(role)
     copied = [-1] * len(new_bytes)  # a list while looping: element writes to a tensor cost microseconds each
     how: list[str] = []
     for t, b in enumerate(new_bytes):
         if b is None:
-            content, role = new_specials.get(t), role_of_new.get(t)
+            content = new_specials.get(t)
+            role = _matching_role(roles_of_new.get(t, []), old_roles)
             if content is not None and content in old_specials:
                 copied[t], label = old_specials[content], "special:content"
-            elif role is not None and role in old_roles:
+            elif role is not None:
                 copied[t], label = old_roles[role], f"special:{role}"
             else:
                 label = "special:unmatched"
@@ -103,9 +108,31 @@ def match_tokens(
             if source is not None and source < len(old_bytes):
                 copied[t] = source
         how.append("copied" if copied[t] >= 0 else ("pieces" if p else "no-pieces"))
-    missing = [r for r in ROLE_ORDER if r in old_roles and r not in new_roles]
+    missing = [r for r in ROLE_ORDER if r in old_roles and r not in new_roles and ROLE_ALIASES.get(r) not in new_roles]
     return Correspondence(old_bytes, new_bytes, torch.tensor(copied, dtype=torch.long), pieces, how,
                           missing_roles=missing)
+
+
+def _matching_role(roles: list[str], old_roles: dict[str, int]) -> str | None:
+    """The first of a new special's roles the base has, directly, else through its alias
+    (returned as the base's role name)."""
+    for role in roles:
+        if role in old_roles:
+            return role
+    for role in roles:
+        if ROLE_ALIASES.get(role) in old_roles:
+            return ROLE_ALIASES[role]
+    return None
+
+
+def declared_roles(tok: Any, view: Any) -> dict[str, int]:
+    """bos/eos/pad/unk ids of the byte view plus an encoder's cls/sep/mask ids."""
+    roles = dict(view.declared)
+    for role in ENCODER_ROLES:
+        idx = getattr(tok, f"{role}_token_id", None)
+        if isinstance(idx, int) and idx >= 0:
+            roles[role] = idx
+    return roles
 
 
 def encode_pieces(old_tok: Any, new_bytes: list[bytes | None]) -> tuple[list[list[int]], list[int]]:
@@ -167,8 +194,8 @@ def build_correspondence(old_tok: Any, new_tok: Any, *, old_size: int | None = N
         old_bytes, new_bytes, pieces,
         old_specials={c: i for i, c in old_view.specials.items() if i < len(old_bytes)},
         new_specials=dict(new_view.specials),
-        old_roles={r: i for r, i in old_view.declared.items() if i < len(old_bytes)},
-        new_roles=dict(new_view.declared), lookup=lookup,
+        old_roles={r: i for r, i in declared_roles(old_tok, old_view).items() if i < len(old_bytes)},
+        new_roles=declared_roles(new_tok, new_view), lookup=lookup,
     )
     corr.inexact = [t for t in inexact if corr.how[t] != "copied"]
     return corr

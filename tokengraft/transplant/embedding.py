@@ -103,6 +103,48 @@ def install(model: Any, emb: torch.nn.Module, head: torch.nn.Module | None, tied
         model.vocab_size = size
 
 
+def position_module(model: Any) -> torch.nn.Module | None:
+    """The embeddings module whose position ids count from the pad id (RoBERTa, XLM-R, CamemBERT:
+    token k of a text sits at position ``pad_id + 1 + k``), or None."""
+    for module in model.modules():
+        if (hasattr(module, "create_position_ids_from_input_ids") and isinstance(getattr(module, "padding_idx", None), int)
+                and isinstance(getattr(module, "position_embeddings", None), torch.nn.Embedding)):
+            return module
+    return None
+
+
+def move_positions(model: Any, new_pad: int | None) -> int:
+    """Keep every text's positions when the pad id moves (RoBERTa family): row ``j`` of the new
+    position matrix is old row ``j - (new_pad - old_pad)``, so position ``new_pad + 1 + k`` holds
+    what ``old_pad + 1 + k`` held. A pad id that moves up adds rows (the model keeps its length).
+    Returns how far the pad id moved (0: nothing to do or no such module)."""
+    module = position_module(model)
+    if module is None:
+        return 0
+    old_pad = module.padding_idx
+    if new_pad is None:
+        raise TokengraftError(f"{type(model).__name__} counts positions from the pad token, and the new tokenizer has"
+                              " none; give it a pad token (e.g. <pad>)")
+    shift = new_pad - old_pad
+    if shift == 0:
+        return 0
+    table = module.position_embeddings
+    rows = table.weight.shape[0] + max(shift, 0)
+    index = (torch.arange(rows, device=table.weight.device) - shift).clamp(0, table.weight.shape[0] - 1)
+    with torch.no_grad():
+        table.weight = torch.nn.Parameter(table.weight[index].clone(), requires_grad=table.weight.requires_grad)
+    table.num_embeddings, table.padding_idx, module.padding_idx = rows, new_pad, new_pad
+    for name in ("position_ids", "token_type_ids"):  # buffers sized by max_position_embeddings
+        buffer = getattr(module, name, None)
+        if isinstance(buffer, torch.Tensor) and buffer.shape[-1] < rows:
+            fill = torch.arange(rows) if name == "position_ids" else torch.zeros(rows, dtype=buffer.dtype)
+            setattr(module, name, fill.to(buffer.device).expand(1, -1))
+    config = model.config.get_text_config()
+    config.max_position_embeddings = max(int(getattr(config, "max_position_embeddings", 0) or 0), rows)
+    logger.info("pad id moved from %d to %d: position rows shifted to keep every position", old_pad, new_pad)
+    return shift
+
+
 def donor_matrices(donor: Any, donor_tok: Any, new_tok: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(V_new, e) input and output rows of a donor whose vocabulary must be the new tokenizer's."""
     diff = vocabulary_difference(donor_tok, new_tok)

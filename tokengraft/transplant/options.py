@@ -35,6 +35,13 @@ class TransplantOptions:
     dtype: str | None = None                    # dtype of the saved weights; None keeps the model's
     kind: str = "causal"                        # causal LM (input and output embeddings) or encoder (input only)
     allow_id_gaps: bool = False                 # accept a new tokenizer with unused ids (they get fallback rows)
+    eval: list[str] = field(default_factory=list)  # held-out corpora scored before (the base model, its own
+                                                   # tokenizer) and after; recorded in transplant.json and the card
+    eval_max_bytes: int = 20_000                # bytes of each eval corpus scored
+    push_to_hub: str | None = None              # upload the written folder to this hub repository (user/name)
+    public: bool = False                        # make the hub repository public (default: private)
+    hypernet: str | None = None                 # a trained hypernetwork folder (method hypernet; tokengraft
+                                                # hypernet train)
 
     def validate(self) -> None:
         """One-line errors for options no run could use, raised before anything is loaded."""
@@ -46,11 +53,21 @@ class TransplantOptions:
             raise TokengraftError(f"unknown kind {self.kind!r}; choose one of: {', '.join(KINDS)}")
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
             raise TokengraftError(f"--pad-to-multiple-of must be a positive integer, got {self.pad_to_multiple_of}")
+        if self.push_to_hub is not None:
+            from tokengraft.publish.hub import check_repo_id
+
+            if self.out is None:
+                raise TokengraftError("--push-to-hub uploads the written folder; give --out DIR too")
+            check_repo_id(self.push_to_hub)
+        if self.eval and self.kind != "causal":
+            raise TokengraftError("--eval scores a causal LM's bits per byte; an encoder has none")
+        if self.eval_max_bytes < 1:
+            raise TokengraftError(f"--eval-max-bytes must be a positive integer, got {self.eval_max_bytes}")
         check_device(self.device)
         if self.out is not None:
             check_output_dir(self.out, overwrite=self.overwrite, inputs={
                 "input model": self.model, "new tokenizer": self.tokenizer, "donor": self.donor,
-                "auxiliary embedder": self.aux, "corpus": self.corpus})
+                "auxiliary embedder": self.aux, "corpus": self.corpus, "hypernetwork": self.hypernet})
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -95,12 +95,23 @@ def plan_transplant(options: TransplantOptions, method: Method | None = None) ->
     default = training_corpus(options.tokenizer) if options.corpus is None else None
     given = Given(donor=options.donor is not None, aux=options.aux is not None, corpus=options.corpus is not None,
                   default_corpus=default is not None)
-    plan = plan_inputs(method, given, options.method_options, options.kind)
+    plan = plan_inputs(method, given, _with_hypernet(method, options), options.kind)
     if not plan.reads_corpus:
         return plan
     if options.corpus is None:
         logger.info("method %s reads target-language text from the tokenizer's training corpus %s", method.name, default)
     return dataclasses.replace(plan, corpus_spec=options.corpus or default)
+
+
+def _with_hypernet(method: Method, options: TransplantOptions) -> dict[str, Any]:
+    """The method options with ``--hypernet DIR`` as the hypernet provider's ``path``."""
+    overrides = dict(options.method_options)
+    if options.hypernet is not None:
+        if "hypernet" in method.needs.extras:
+            overrides.setdefault("hypernet.path", options.hypernet)
+        else:
+            logger.warning("method %s uses no hypernetwork; ignoring --hypernet", method.name)
+    return overrides
 
 
 def training_corpus(tokenizer_spec: str) -> str | None:

@@ -59,17 +59,21 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     """
     from tokengraft.assets import load_model, load_tokenizer
     from tokengraft.assets.models import check_not_causal
+    from tokengraft.publish.evaluate import eval_entries, load_eval_corpora, score
+    from tokengraft.publish.hub import push_folder
     from tokengraft.transplant.writer import manifest, parse_dtype, write_transplant
 
     plan = plan_transplant(options, get_method(options.method))  # fail fast: before minutes of loading
     parse_dtype(options.dtype)
     options.validate()
+    held = load_eval_corpora(options.eval, options.eval_max_bytes) if options.eval else []  # cheap: before loading
     new_tok = load_tokenizer(options.tokenizer)  # cheaper than the model, and checked before it loads
     check_id_space(new_tok, options.tokenizer, allow_gaps=options.allow_id_gaps)
     if options.kind == "encoder":
         check_not_causal(options.model)
     model = load_model(options.model, device=options.device, kind=options.kind)
     old_tok = load_tokenizer(options.model)
+    before = score(model, old_tok, held) if held else {}  # the base, before it is changed in place
     inputs = load_inputs(plan, options, new_tok)
     start = time.perf_counter()
     model, new_tok, diagnostics = transplant_model(
@@ -83,6 +87,10 @@ def transplant(options: TransplantOptions) -> TransplantResult:
     if options.out is not None:
         dtype = options.dtype or str(model.get_input_embeddings().weight.dtype).removeprefix("torch.")
         record = manifest(options, diagnostics, seconds=seconds, weights_dtype=dtype)
+        if held:
+            record["eval"] = eval_entries(before, score(model, new_tok, held))
         out = write_transplant(options.out, model, new_tok, record, diagnostics,
                                overwrite=options.overwrite, dtype=options.dtype)
+        if options.push_to_hub:
+            push_folder(out, options.push_to_hub, public=options.public)
     return TransplantResult(model, new_tok, diagnostics, out, seconds)

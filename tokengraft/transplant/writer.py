@@ -3,7 +3,8 @@
 Contents: safetensors weights + ``config.json`` + ``generation_config.json``
 (``save_pretrained``), the new tokenizer files (with the chat markers that were added and
 the base model's chat template), ``transplant.json`` (options, specs, counts, summary,
-warnings) and ``transplant_tokens.jsonl`` (one line per token: how its row was made).
+warnings), ``transplant_tokens.jsonl`` (one line per token: how its row was made) and the
+``README.md`` model card (:mod:`tokengraft.publish.card`).
 The folder is written whole or not at all (:func:`tokengraft.assets.outputs.output_dir`).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from tokengraft.errors import TokengraftError
+from tokengraft.publish.card import write_card
 from tokengraft.transplant.diagnostics import write_token_lines
 from tokengraft.transplant.options import DTYPES
 
@@ -55,9 +57,13 @@ def write_transplant(out: str | Path, model: Any, tokenizer: Any, manifest: dict
     with output_dir(out, overwrite=overwrite, need_bytes=need) as tmp:
         model.save_pretrained(tmp)  # safetensors is the default (and only) format in transformers 5
         tokenizer.save_pretrained(tmp)
-        verify_saved_tokenizer(tmp, tokenizer)
+        problem = verify_saved_tokenizer(tmp, tokenizer)  # transformers may swap in a class of its own
+        if problem:
+            logger.warning("%s", problem)
+            manifest = {**manifest, "warnings": [*manifest.get("warnings", []), problem]}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_token_lines(tmp / TOKENS, diagnostics.tokens, diagnostics.texts)
+        write_card(tmp, name=out.name)
     logger.info("wrote %s", out)
     return out
 

@@ -7,6 +7,8 @@ picks the ones a method's ``Needs`` names, and the orchestrator runs them once.
 """
 from __future__ import annotations
 
+from tokengraft.transplant.auxiliary import hypernet as _hypernet  # noqa: F401  registers the hypernet provider
+from tokengraft.transplant.auxiliary import parallel as _parallel  # noqa: F401  registers the parallel provider
 from tokengraft.transplant.auxiliary import providers as _providers  # noqa: F401  registers the built-in providers
 from tokengraft.transplant.auxiliary import vocab_strings as _vocab_strings  # noqa: F401  registers vocab-strings
 from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, procrustes, read_dictd

@@ -15,7 +15,7 @@ import importlib
 from tokengraft.transplant.methods.base import METHODS, InitProblem, InitResult, Method, Needs, register
 
 # One module per method family; importing one registers its methods.
-_MODULES = ["baselines", "fvt", "omp", "focus", "tokenadapt", "wechsel", "graft", "transtok"]
+_MODULES = ["baselines", "fvt", "omp", "focus", "tokenadapt", "wechsel", "graft", "transtok", "hypernet"]
 
 
 def import_methods(names: list[str]) -> None:

@@ -7,6 +7,11 @@ which is why FOCUS uses it: a new token becomes a convex combination of a *few* 
 
 With z sorted descending (z_(1) >= z_(2) >= ...), the support size is
 k = max{j : 1 + j * z_(j) > sum_{i<=j} z_(i)} and tau = (sum_{i<=k} z_(i) - 1) / k.
+The computation is the ``entmax`` package's (its authors' own implementation). Against the
+float64 sort-and-cumsum we had here it agrees to 2.4e-8 and is 1.4-2.7x faster on FOCUS-shaped
+batches (4096 x 256: 47 ms vs 127 ms; 512 x 8192: 415 vs 736; 64 x 49152: 291 vs 419; 2 CPU
+threads, both in one run; script and table in the closing note of issue 16); -inf entries
+(masked anchors) get weight 0 in both. A plain reference stays in ``tests/test_focus.py``.
 
 >>> sparsemax(torch.tensor([1.0, 0.5, 0.1])).tolist()
 [0.75, 0.25, 0.0]
@@ -20,20 +25,12 @@ def sparsemax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Exact sparsemax of ``z`` along ``dim`` (any shape, batched over the other dims).
 
     ``-inf`` entries are allowed (they get weight 0) as long as each slice has one finite
-    entry; the result is computed in float64 internally so that ties and near-ties give
-    weights that sum to 1 within float precision.
+    entry. Half-precision input is computed in float32 and returned in its own dtype.
     """
+    from entmax import sparsemax as entmax_sparsemax
+
     if z.shape[dim] == 0:
         raise ValueError("sparsemax needs at least one entry along dim")
-    moved = z.transpose(dim, -1).to(torch.float64)
-    moved = moved - moved.max(dim=-1, keepdim=True).values  # shift-invariant; keeps numbers small
-    sorted_z = moved.sort(dim=-1, descending=True).values
-    finite = torch.isfinite(sorted_z)
-    cumsum = torch.where(finite, sorted_z, torch.zeros_like(sorted_z)).cumsum(dim=-1)
-    ranks = torch.arange(1, sorted_z.shape[-1] + 1, dtype=sorted_z.dtype, device=z.device)
-    in_support = finite & (1 + ranks * sorted_z > cumsum)
-    # the support condition holds for a prefix of the sorted entries; its length is k
-    k = in_support.sum(dim=-1, keepdim=True)
-    tau = (cumsum.gather(-1, k - 1) - 1) / k.to(sorted_z.dtype)
-    out = torch.clamp(moved - tau, min=0)
-    return out.to(z.dtype if z.is_floating_point() else torch.float32).transpose(dim, -1)
+    work = z if z.dtype in (torch.float32, torch.float64) else z.float()
+    out = entmax_sparsemax(work, dim=dim)
+    return out.to(z.dtype) if z.is_floating_point() else out

@@ -1,7 +1,7 @@
 """Trans-tokenization (Remy et al. 2024): new rows from the old tokens they translate to.
 
 A parallel corpus is word-aligned and the links are mapped to token links
-(:mod:`tokengraft.transplant.auxiliary.alignment`); ``problem.extras["transtok"]`` holds the
+(:mod:`tokengraft.transplant.auxiliary.parallel`); ``problem.extras["parallel"]`` holds the
 sparse (V_new, V_old) alignment counts. Each non-copied new token ``t`` with at least
 ``min_count`` aligned occurrences gets
 
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.transplant.methods.base import InitProblem, InitResult, register
+from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import validate
 from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, initial_sources
 
 logger = logging.getLogger(__name__)
 
-EXTRA = "transtok"  # problem.extras key of the alignment counts
+EXTRA = "parallel"  # the provider whose counts the method reads (problem.extras["parallel"])
 
 
 @dataclass
@@ -48,7 +48,7 @@ def aligned_rows(counts: torch.Tensor, old: torch.Tensor, tokens: torch.Tensor) 
     return torch.sparse.mm(picked, old.float().cpu()) / total.unsqueeze(1)
 
 
-@register("transtok", TranstokOptions,
+@register("transtok", TranstokOptions, needs=Needs(extras=(EXTRA,)),
           summary="trans-tokenization: alignment-weighted average of the old tokens a parallel corpus aligns to")
 def transtok(problem: InitProblem, options: TranstokOptions) -> InitResult:
     """Trans-tokenization: row = alignment-count-weighted mean of aligned old rows; never aligned -> FVT."""

@@ -1,0 +1,1 @@
+"""Publishing an output folder: its model card and the hub push."""
