@@ -168,4 +168,5 @@ def test_minilm_in_bfloat16_stays_close_and_caches_apart(tmp_path):
                              loader=lambda: (model, tokenizer))
     cos = (exact * fast).sum(dim=1)
     assert float(cos.min()) > 0.999 and not torch.equal(exact, fast)
+    assert next(model.parameters()).dtype == torch.float32  # bfloat16 ran on a copy: the caller's model is untouched
     assert len(list(tmp_path.iterdir())) == 2  # a bfloat16 result never answers a float32 request

@@ -263,3 +263,25 @@ def test_pair_logprobs_equal_a_full_log_softmax_with_bias_scale_and_softcap():
     torch.testing.assert_close(pair_logprobs(head, hidden, rows, labels, head.weight), want)
     fast = pair_logprobs(head, hidden, rows, labels, head.weight.to(torch.bfloat16))  # the logsumexp in bf16
     torch.testing.assert_close(fast, want, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gemma3", "gemma2", "qwen2", "gpt2", "gpt_neox", "phi3"])
+def test_the_packed_tree_equals_a_plain_forward_on_each_family(name):
+    """Tree attention after a cached context (custom 4D mask, explicit positions) against a plain
+    per-token forward, on the families whose traps touch it: Gemma's scaled embeddings and softcaps,
+    sliding-window layers (context + pieces stay inside the window), learned absolute positions
+    (GPT-2), untied heads, extra embedding rows; small batches so that subtrees span several passes."""
+    from arch_fixtures import FAMILIES, base_model
+    from tokengraft.lm.start import resolve_start_token
+
+    family = FAMILIES[name]
+    model, old = base_model(family, seed=1)
+    corr = build_correspondence(old, family.new_tokenizer(), old_size=len(old))
+    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT],
+                        ContinuationOptions(prefix_tokens=6, precision="float32", batch_nodes=8))
+    prefix = [resolve_start_token(old)[1], *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:6]]
+    multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
+    assert len(multi) >= 10 and bool(cont.measured[multi].all())
+    assert len(prefix) + max(len(corr.pieces[t]) for t in multi) <= 16  # inside the tiny Gemmas' window
+    want = torch.tensor([float(plain_logprob(model, prefix + corr.pieces[t])[len(prefix):].sum()) for t in multi])
+    torch.testing.assert_close(cont.logprob[multi], want, atol=1e-4, rtol=0)
