@@ -14,9 +14,12 @@ model's final hidden states (ridge least squares on the hidden states of that sa
 adding ``c_t * u`` to an output row adds about ``c_t`` to its logit.
 
 Only the ``limit`` most frequent new tokens are measured (their frequency in the corpus's
-first ``rank_bytes`` under the new tokenizer; ``order="id"``: the lowest ids): tokens are
-Zipfian, so a few thousand carry almost all of a text's new-token occurrences. The others
-get the mean continuation of measured tokens with as many pieces.
+first ``rank_bytes`` under the new tokenizer; ``order="id"``: the lowest ids). The others
+get the mean continuation of measured tokens with as many pieces. SmolLM2 -> the 32k French
+BPE: the 8,192 most frequent in 1 MB of libreoffice:fr:fit carry 83% of the new-token
+occurrences of fr:dev; measuring only them halves the time and scored 1.6503 BPB on fr:dev
+against 1.6602 with all 23k measured (a rare token's exact logit overrates it when it is a
+prefix of longer tokens; a piece-count mean is the safer guess).
 
 Measured in a neutral context (the start token alone) the continuation is far too
 pessimistic: SmolLM2 gives " données" as [" don", "n", "ées"] a continuation of -15 nats
@@ -45,8 +48,9 @@ ORDERS = ("frequency", "id")
 @dataclass
 class ContinuationOptions:
     prefix_tokens: int = 64        # context: this many old tokens of the corpus (0: the start token only)
-    limit: int | None = 50_000     # measure at most this many tokens (in `order`); the rest get the mean
-                                   # continuation of measured tokens with as many pieces (None: all)
+    limit: int | None = 8192       # measure at most this many tokens (in `order`); the rest get the mean
+                                   # continuation of measured tokens with as many pieces (None: all). 8192
+                                   # of 23k on the French pair: 2x faster and 0.6% lower BPB on fr:dev
     order: str = "frequency"       # which tokens the limit keeps: "frequency" (most frequent in the corpus's
                                    # first rank_bytes under the new tokenizer, then lowest id) | "id" (lowest ids)
     rank_bytes: int = 1_000_000    # corpus bytes counted for order=frequency
