@@ -285,3 +285,9 @@ def test_the_packed_tree_equals_a_plain_forward_on_each_family(name):
     assert len(prefix) + max(len(corr.pieces[t]) for t in multi) <= 16  # inside the tiny Gemmas' window
     want = torch.tensor([float(plain_logprob(model, prefix + corr.pieces[t])[len(prefix):].sum()) for t in multi])
     torch.testing.assert_close(cont.logprob[multi], want, atol=1e-4, rtol=0)
+
+
+def test_a_limit_that_is_not_an_integer_is_a_one_line_error():
+    with pytest.raises(TokengraftError, match="limit must be an integer >= 0 or null"):
+        ContinuationOptions(limit="None").validate()
+    ContinuationOptions(limit=None).validate()

@@ -69,8 +69,8 @@ class ContinuationOptions:
             raise TokengraftError(f"graft order must be one of {', '.join(ORDERS)}, got {self.order!r}")
         if self.precision not in PRECISIONS:
             raise TokengraftError(f"graft precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.limit is not None and self.limit < 0:
-            raise TokengraftError(f"graft limit must be >= 0 or None, got {self.limit}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 0):
+            raise TokengraftError(f"graft limit must be an integer >= 0 or null (all), got {self.limit!r}")
 
 
 @dataclass
