@@ -22,7 +22,7 @@ $PY -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
 
 # 2. Debian text packages, unpacked into the cache without installing LibreOffice itself.
 DEBS="libreoffice-help-en-us libreoffice-help-de libreoffice-help-fr libreoffice-help-es \
-libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu dict-freedict-eng-fra"
+libreoffice-help-ru sword-text-web sword-text-sparv dict-freedict-eng-deu dict-freedict-eng-fra manpages-de"
 mkdir -p "$CACHE/debian"
 missing=""
 for p in $DEBS; do [ -f "$CACHE/debian/.$p.done" ] || missing="$missing $p"; done

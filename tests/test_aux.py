@@ -151,10 +151,22 @@ def test_minilm_string_embeddings_real_model(tmp_path, monkeypatch):
     assert torch.equal(string_embeddings("minilm-l6", strings, options, loader=lambda: None), vectors)  # cache hit
     # the provider embeds both vocabularies with one model load
     calls = []
-    monkeypatch.setattr("tokengraft.transplant.auxiliary.providers.load_embedder", lambda *a: calls.append(a) or (model, tokenizer))
+    monkeypatch.setattr("tokengraft.transplant.auxiliary.strings.load_embedder", lambda *a: calls.append(a) or (model, tokenizer))
     request = AuxRequest(old_bytes=[b" dog", b"s", None], new_bytes=[b" puppy", b"\xc3"], cache=str(tmp_path))
     aux = provide_aux("strings", request)
     assert len(calls) == 1 and aux.new.shape == (2, 384) and aux.old.shape == (3, 384)
     torch.testing.assert_close(aux.new[0], vectors[5], atol=1e-5, rtol=0)
     assert has_vector(aux.new).tolist() == [True, False] and has_vector(aux.old).tolist() == [True, True, False]
 
+
+
+def test_minilm_in_bfloat16_stays_close_and_caches_apart(tmp_path):
+    strings = ["house", "home", "Fenster", "fichiers", "données", "1"]
+    model, tokenizer = load_embedder("minilm-l6")
+    exact = string_embeddings("minilm-l6", strings, StringEmbedOptions(cache=str(tmp_path)), loader=lambda: (model, tokenizer))
+    fast = string_embeddings("minilm-l6", strings, StringEmbedOptions(cache=str(tmp_path), dtype="bfloat16"),
+                             loader=lambda: (model, tokenizer))
+    cos = (exact * fast).sum(dim=1)
+    assert float(cos.min()) > 0.999 and not torch.equal(exact, fast)
+    assert next(model.parameters()).dtype == torch.float32  # bfloat16 ran on a copy: the caller's model is untouched
+    assert len(list(tmp_path.iterdir())) == 2  # a bfloat16 result never answers a float32 request

@@ -7,7 +7,9 @@ import dataclasses
 import pytest
 
 from tokengraft.cli import eval as eval_cli
+from tokengraft.bytelevel.options import GenerateOptions
 from tokengraft.cli import export as export_cli
+from tokengraft.cli import generate as generate_cli
 from tokengraft.cli import heal as heal_cli
 from tokengraft.cli import quickstart as quickstart_cli
 from tokengraft.cli import report as report_cli
@@ -38,6 +40,8 @@ COMMANDS = {
     "export": (["export", "--model", "m", "--gguf", "o.gguf"], ExportOptions, {"model": "m", "gguf": "o.gguf"},
                export_cli.options_from_args, set()),
     "report": (["report", "d"], ReportOptions, {"folders": ["d"]}, report_cli.options_from_args, set()),
+    "generate": (["generate", "--model", "m", "--prompt", "p"], GenerateOptions, {}, generate_cli.options_from_args,
+                 set()),
 }
 
 

@@ -1,6 +1,9 @@
 """graft: continuations measured from the base model, the output mix, untying, and saving."""
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+
 import pytest
 import torch
 
@@ -38,11 +41,12 @@ def plain_logprob(model, ids: list[int]) -> torch.Tensor:
 def test_continuation_equals_a_plain_forward_after_the_prefix(toks, world):
     old, _ = toks
     model, corr = world
-    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=12))
+    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT],
+                        ContinuationOptions(prefix_tokens=12, precision="float32", batch_nodes=16))
     prefix = [0, *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:12]]  # start: <|endoftext|> = 0
     multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
     assert len(multi) > 20 and bool(cont.measured[multi].all())
-    for t in multi[:10] + multi[-5:]:
+    for t in multi:  # every token: the packed prefix tree changes nothing but the order of the work
         lp = plain_logprob(model, prefix + corr.pieces[t])
         expected = lp[len(prefix):].sum()  # every piece after the first, given the prefix and the earlier pieces
         assert float(cont.logprob[t]) == pytest.approx(float(expected), abs=1e-4)
@@ -52,11 +56,23 @@ def test_continuation_equals_a_plain_forward_after_the_prefix(toks, world):
     assert cont.unit.shape == (32,) and abs(cont.unit_fit[0] - 1.0) < 0.2
 
 
+def test_bfloat16_continuations_stay_close_to_float32(toks, world):
+    old, _ = toks
+    model, corr = world
+    exact = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(precision="float32"))
+    fast = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(precision="bfloat16"))
+    multi = exact.measured.nonzero().flatten()
+    assert bool(fast.measured[multi].all())
+    torch.testing.assert_close(fast.logprob[multi], exact.logprob[multi], atol=0.02, rtol=0.01)
+    torch.testing.assert_close(fast.unit, exact.unit, atol=0.05, rtol=0.05)
+
+
 def test_limit_measures_the_lowest_ids_and_estimates_the_rest_by_piece_count(toks, world):
     old, _ = toks
     model, corr = world
-    full = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8))
-    part = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8, limit=10))
+    opts = ContinuationOptions(prefix_tokens=8, order="id", precision="float32")
+    full = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], opts)
+    part = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], dataclasses.replace(opts, limit=10))
     multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
     assert part.measured.nonzero().flatten().tolist() == multi[:10]
     torch.testing.assert_close(part.logprob[multi[:10]], full.logprob[multi[:10]], atol=1e-4, rtol=0)
@@ -190,21 +206,41 @@ def test_encoder_transplant_needs_no_continuations(toks):
     assert diag.tokens.source_output is None
 
 
-def test_batches_group_stems_by_length_under_the_logprob_budget():
-    from tokengraft.transplant.auxiliary.continuation import LOGPROB_ELEMENTS, _batches, _stems
+def test_limit_in_frequency_order_measures_the_most_frequent_tokens(toks, world):
+    old, new = toks
+    model, corr = world
+    opts = ContinuationOptions(prefix_tokens=8, precision="float32", limit=10)
+    part = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], opts, new_tok=new)
+    counts = Counter(new(NEW_TEXT, add_special_tokens=False)["input_ids"])
+    multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
+    expected = sorted(sorted(multi, key=lambda t: (-counts[t], t))[:10])
+    assert counts[expected[-1]] > 0 and part.measured.nonzero().flatten().tolist() == expected
+    full = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], dataclasses.replace(opts, limit=None))
+    torch.testing.assert_close(part.logprob[expected], full.logprob[expected], atol=1e-4, rtol=0)
+    no_text = continuation(model, old, corr.pieces, corr.copied, None, opts, new_tok=new)  # no counts: lowest ids
+    assert no_text.measured.nonzero().flatten().tolist() == multi[:10]
 
-    stems = _stems([0, 1, 2, 3], [[5, 6], [5, 7], [5, 6, 8], [9, 6, 8, 1]])
-    assert stems == {(5,): [0, 1], (5, 6): [2], (9, 6, 8): [3]}  # one forward pass serves tokens 0 and 1
-    many = [(i,) for i in range(100)] + [(i, i) for i in range(10)]
-    batches = _batches(many, vocab=LOGPROB_ELEMENTS // 16, size=64)
-    assert [len(b) for b in batches] == [16] * 6 + [4] + [8, 2]
-    assert all(len({len(s) for s in b}) == 1 for b in batches)
+
+def test_prefix_tree_packs_whole_subtrees_and_masks_all_but_ancestors():
+    from tokengraft.transplant.auxiliary.prefix_tree import nodes_of, pack, tree_mask
+
+    nodes = list(nodes_of([(5, 6, 8), (5,), (9, 6), (5, 7), (9, 6)]))
+    assert nodes == [(5,), (5, 6), (5, 6, 8), (5, 7), (9,), (9, 6)]  # each prefix once, parents first
+    batches = pack(nodes, 3)
+    assert [b.nodes for b in batches] == [nodes[:4], nodes[4:]]  # the subtree of 5 is never split
+    assert batches[0].parent == [-1, 0, 1, 0] and batches[1].parent == [-1, 0]
+    mask = tree_mask(batches[0], 2, torch.float32, "cpu")[0, 0]
+    allowed = mask == 0
+    assert mask.shape == (4, 6) and bool(allowed[:, :2].all())  # the context: always
+    assert allowed[:, 2:].tolist() == [[True, False, False, False], [True, True, False, False],
+                                       [True, True, True, False], [True, False, False, True]]
 
 
 def test_max_pieces_sums_only_the_first_pieces(toks, world):
     old, _ = toks
     model, corr = world
-    cut = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(prefix_tokens=8, max_pieces=2))
+    cut = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT],
+                       ContinuationOptions(prefix_tokens=8, max_pieces=2, precision="float32"))
     prefix = [0, *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:8]]
     long = [t for t, p in enumerate(corr.pieces) if len(p) >= 3 and corr.copied[t] < 0]
     assert long
@@ -213,3 +249,45 @@ def test_max_pieces_sums_only_the_first_pieces(toks, world):
         assert float(cut.logprob[t]) == pytest.approx(float(lp[-1]), abs=1e-4)  # the second piece only
     with pytest.raises(TokengraftError, match="max_pieces must be at least 2"):
         continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT], ContinuationOptions(max_pieces=1))
+
+
+def test_pair_logprobs_equal_a_full_log_softmax_with_bias_scale_and_softcap():
+    from tokengraft.lm.head import OutputHead
+    from tokengraft.transplant.auxiliary.prefix_tree import pair_logprobs
+
+    gen = torch.Generator().manual_seed(0)
+    head = OutputHead(torch.randn(50, 8, generator=gen) * 3, torch.randn(50, generator=gen), softcap=5.0, scale=0.7)
+    hidden = torch.randn(6, 8, generator=gen)
+    rows, labels = torch.tensor([0, 0, 3, 5, 2]), torch.tensor([4, 9, 0, 49, 4])
+    want = torch.log_softmax(head.logits(hidden), dim=-1)[rows, labels]
+    torch.testing.assert_close(pair_logprobs(head, hidden, rows, labels, head.weight), want)
+    fast = pair_logprobs(head, hidden, rows, labels, head.weight.to(torch.bfloat16))  # the logsumexp in bf16
+    torch.testing.assert_close(fast, want, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gemma3", "gemma2", "qwen2", "gpt2", "gpt_neox", "phi3"])
+def test_the_packed_tree_equals_a_plain_forward_on_each_family(name):
+    """Tree attention after a cached context (custom 4D mask, explicit positions) against a plain
+    per-token forward, on the families whose traps touch it: Gemma's scaled embeddings and softcaps,
+    sliding-window layers (context + pieces stay inside the window), learned absolute positions
+    (GPT-2), untied heads, extra embedding rows; small batches so that subtrees span several passes."""
+    from arch_fixtures import FAMILIES, base_model
+    from tokengraft.lm.start import resolve_start_token
+
+    family = FAMILIES[name]
+    model, old = base_model(family, seed=1)
+    corr = build_correspondence(old, family.new_tokenizer(), old_size=len(old))
+    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT],
+                        ContinuationOptions(prefix_tokens=6, precision="float32", batch_nodes=8))
+    prefix = [resolve_start_token(old)[1], *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:6]]
+    multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
+    assert len(multi) >= 10 and bool(cont.measured[multi].all())
+    assert len(prefix) + max(len(corr.pieces[t]) for t in multi) <= 16  # inside the tiny Gemmas' window
+    want = torch.tensor([float(plain_logprob(model, prefix + corr.pieces[t])[len(prefix):].sum()) for t in multi])
+    torch.testing.assert_close(cont.logprob[multi], want, atol=1e-4, rtol=0)
+
+
+def test_a_limit_that_is_not_an_integer_is_a_one_line_error():
+    with pytest.raises(TokengraftError, match="limit must be an integer >= 0 or null"):
+        ContinuationOptions(limit="None").validate()
+    ContinuationOptions(limit=None).validate()

@@ -125,3 +125,54 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(heal_world, tmp_path, mo
     assert [e["loss"] for e in resumed.loss_curve] == [e["loss"] for e in straight.loss_curve]
     a, b = weights(straight.out), weights(resumed.out)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_seconds_stops_within_the_budget_and_resume_continues(heal_world, tmp_path):  # noqa: F811
+    budget = 12.0  # the write reserve (~1 s) is a guess: 10% of the budget absorbs a loaded machine
+    first = heal(options(heal_world, tmp_path, steps=None, max_seconds=budget, lr=5e-3))
+    assert first.stopped_by_budget and first.steps > 5
+    assert 0.9 * budget <= first.budget_seconds <= 1.1 * budget, first.budget_seconds
+    record = json.loads((first.out / "heal.json").read_text())
+    assert record["stopped_by_budget"] and record["max_seconds"] == budget and record["steps"] == first.steps
+    assert set(weights(first.out)) == set(weights(heal_world["student"]))  # the folder is complete
+    assert (first.out / "tokenizer.json").is_file() and (first.out / "heal.png").is_file()
+    lrs = [e["lr"] for e in first.loss_curve]
+    assert max(lrs) == pytest.approx(5e-3, rel=0.05) and lrs[-1] < 0.2 * 5e-3  # the cosine ends with the budget
+    saved = sorted(p.name for p in (tmp_path / "out.checkpoints").iterdir())
+    assert saved[-1] == f"step-{first.steps:08d}"  # the state at the stop, for --resume
+    second = heal(options(heal_world, tmp_path, steps=None, max_seconds=budget, lr=5e-3, resume=True,
+                          overwrite=True))
+    assert second.stopped_by_budget and second.steps > first.steps
+    assert second.loss_curve[:first.steps] == first.loss_curve  # continued, not restarted
+    resumed_lrs = [e["lr"] for e in second.loss_curve[first.steps:]]
+    assert max(resumed_lrs) == pytest.approx(5e-3, rel=0.05) and resumed_lrs[-1] < 0.2 * 5e-3  # a new decay
+    assert 0.9 * budget <= second.budget_seconds <= 1.1 * budget
+    start_first, _ = first_last(first.loss_curve, n=10)
+    _, end_second = first_last(second.loss_curve, n=10)
+    assert end_second < start_first - 0.3  # kept learning from where it stopped
+
+
+def test_steps_end_a_budgeted_run_first_when_they_are_fewer(heal_world, tmp_path):  # noqa: F811
+    result = heal(options(heal_world, tmp_path, steps=3, max_seconds=600.0))
+    assert result.steps == 3 and not result.stopped_by_budget
+    assert not (tmp_path / "out.checkpoints").exists()
+
+
+def test_fit_mode_fits_both_matrices_within_its_budget_and_resumes(heal_world, tmp_path):  # noqa: F811
+    budget = 12.0
+    result = heal(options(heal_world, tmp_path, mode="fit", steps=None, max_seconds=budget,
+                          eval=[str(heal_world["heldout"])], eval_max_bytes=3000))
+    assert result.stopped_by_budget and 0.9 * budget <= result.budget_seconds <= 1.1 * budget
+    record = json.loads((result.out / "heal.json").read_text())
+    fit = record["fit"]
+    assert fit["input"]["steps"] > 3 and fit["input"]["loss_last"] < fit["input"]["loss_first"]
+    assert fit["output"]["positions"] > 100 and fit["output"]["passes"] >= 1
+    assert result.steps > 3  # then the LM phase
+    before, after = weights(heal_world["student"]), weights(result.out)
+    assert "lm_head.weight" in after and "lm_head.weight" not in before  # untied: output rows of their own
+    assert not torch.equal(after["lm_head.weight"], after["model.embed_tokens.weight"])
+    bpb = [next(iter(e["bpb"].values())) for e in result.eval_curve]
+    assert bpb[-1] < bpb[0] - 0.1
+    resumed = heal(options(heal_world, tmp_path, mode="fit", steps=None, max_seconds=budget, resume=True,
+                           overwrite=True))
+    assert resumed.steps > result.steps and json.loads((resumed.out / "heal.json").read_text())["fit"] == fit

@@ -9,6 +9,7 @@ import pytest
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.auxiliary import PROVIDERS
 from tokengraft.transplant.auxiliary.continuation import ContinuationOptions
+from tokengraft.transplant.auxiliary.vocab_strings import VocabStringsOptions
 from tokengraft.transplant.auxiliary.providers import MAX_TOKEN_BYTES
 from tokengraft.transplant.methods import METHODS
 from tokengraft.transplant.methods.graft import GraftOptions
@@ -30,8 +31,9 @@ def test_every_method_plans_with_everything_given():
         "tokenadapt": ("strings", ("strings",), "none", None),  # an embedder, no corpus
         "focus": ("static", ("static",), "required", None),
         "wechsel": ("bilingual", ("bilingual",), "required", None),
-        # graft reads only the first tokens of the corpus, for its continuations' context
-        "graft": ("strings", ("strings", "continuation"), "optional", 64 * MAX_TOKEN_BYTES),
+        # graft reads the corpus's first MB: its first tokens are the continuations' context, its
+        # new tokens' counts choose which continuations are measured
+        "graft": ("vocab-strings", ("vocab-strings", "continuation"), "optional", ContinuationOptions().rank_bytes),
         "hypernet": (None, ("hypernet",), "none", None),  # the trained network, from --hypernet DIR
         "transtok": (None, ("parallel",), "optional", None),  # the corpus's English pages, or two files
     }
@@ -66,10 +68,16 @@ def test_unused_inputs_are_warned_about(caplog):
 def test_options_go_to_the_method_or_to_the_provider_that_has_them():
     plan = plan_inputs("graft", Given(), {"exact": 0.25, "semantic": 0.4, "max_pieces": 4, "continuation.limit": 10})
     assert plan.options == GraftOptions(semantic=0.4, exact=0.25)
-    assert plan.provider_options == {"continuation": ContinuationOptions(max_pieces=4, limit=10)}
-    plan = plan_inputs("graft", Given(), {"prefix_tokens": 8})
+    assert plan.provider_options == {"continuation": ContinuationOptions(max_pieces=4, limit=10),
+                                     "vocab-strings": VocabStringsOptions()}
+    plan = plan_inputs("graft", Given(), {"old_strings": "all", "precision": "float32"})
+    assert plan.provider_options == {"continuation": ContinuationOptions(precision="float32"),
+                                     "vocab-strings": VocabStringsOptions(old_strings="all")}
+    plan = plan_inputs("graft", Given(), {"prefix_tokens": 8, "order": "id"})
     assert plan.corpus_bytes == 8 * MAX_TOKEN_BYTES  # how much corpus follows the provider's options
-    with pytest.raises(TokengraftError, match=r"method graft has no option k; its options are: continuation\.batch_size"):
+    plan = plan_inputs("graft", Given(), {"prefix_tokens": 8, "rank_bytes": 5000})
+    assert plan.corpus_bytes == 5000
+    with pytest.raises(TokengraftError, match=r"method graft has no option k; its options are: continuation\.batch_nodes"):
         plan_inputs("graft", Given(), {"k": 3})
     with pytest.raises(TokengraftError, match="method fvt has no option k; its options are: fallback$"):
         plan_inputs("fvt", Given(), {"k": 3})
@@ -78,7 +86,7 @@ def test_options_go_to_the_method_or_to_the_provider_that_has_them():
 def test_an_encoder_runs_no_provider_that_needs_the_causal_lm():
     assert PROVIDERS["continuation"].model
     plan = plan_inputs("graft", Given(), kind="encoder")
-    assert plan.providers == ("strings",) and plan.corpus == "none"
+    assert plan.providers == ("vocab-strings",) and plan.corpus == "none"
 
 
 def test_plan_transplant_defaults_to_the_tokenizers_training_corpus(tmp_path):

@@ -95,3 +95,26 @@ def test_tokenadapt_chunking_does_not_change_rows():
 def test_tokenadapt_is_registered():
     assert METHODS["tokenadapt"].options is TokenAdaptOptions
     assert METHODS["tokenadapt"].needs == Needs(space=("strings",))
+
+
+def test_global_search_over_usable_keys_equals_the_plain_masked_search():
+    """Neighbours are searched among usable old tokens only (keys normalised once): the same ids
+    and weights as a plain search over every old token with the unusable ones masked out."""
+    from tokengraft.transplant.methods.tokenadapt import global_weights_of, usable_keys
+
+    gen = torch.Generator().manual_seed(3)
+    n_old, n_new = 40, 12
+    aux_old = torch.randn(n_old, 5, generator=gen)
+    aux_old[::3] = 0  # no vector
+    old_bytes = [None if i % 7 == 0 else b"x%d" % i for i in range(n_old)]  # specials
+    problem = InitProblem(old=torch.randn(n_old, 4, generator=gen), which="input", new_bytes=[b"n"] * n_new,
+                          old_bytes=old_bytes, copied=torch.full((n_new,), -1), pieces=[[1]] * n_new,
+                          aux_new=torch.randn(n_new, 5, generator=gen), aux_old=aux_old)
+    options = TokenAdaptOptions(threshold=-1.0)
+    tokens, ids, weights = global_weights_of(problem, torch.arange(n_new), usable_keys(problem), options)
+    unit = lambda x: torch.nn.functional.normalize(x, dim=-1)  # noqa: E731
+    sims = unit(problem.aux_new) @ unit(aux_old).T
+    usable = (aux_old.abs().sum(1) > 0) & torch.tensor([b is not None for b in old_bytes])
+    plain_sims, plain_ids = sims.masked_fill(~usable, float("-inf")).topk(3, dim=-1)
+    assert torch.equal(tokens, torch.arange(n_new)) and torch.equal(ids, plain_ids)
+    torch.testing.assert_close(weights, global_weights(plain_sims, 0.3, -1.0))

@@ -52,7 +52,7 @@ def test_list_methods(capsys):
     rows = {line.split()[0]: line for line in out[1:]}
     assert "fvt" in rows and TEST_METHOD in rows and "test only: mean of the pieces" in rows[TEST_METHOD]
     assert "graft*" in rows and out[-1].startswith("* the default;")  # the default method is marked
-    assert rows["omp"].split()[1] == "donor|strings" and rows["graft*"].split()[1] == "strings+continuation"
+    assert rows["omp"].split()[1] == "donor|strings" and rows["graft*"].split()[1] == "vocab-strings+continuation"
 
 
 def test_missing_model_is_a_one_line_error(capsys):

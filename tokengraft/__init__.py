@@ -9,6 +9,7 @@ tokengraft`` stays cheap and has no side effects):
 >>> from tokengraft import TransplantOptions, transplant_model             # transplant
 >>> from tokengraft import EvalOptions, bits_per_byte                      # measure
 >>> from tokengraft import HealOptions                                      # heal
+>>> from tokengraft import ByteModel, generate, score_corpora              # byte level
 
 The functions named like their stage (``transplant``, ``heal``) are imported from the
 stage: ``from tokengraft.transplant import transplant``. At the top level the name would
@@ -33,6 +34,7 @@ _EXPORTS = {
     "transplant_model": "tokengraft.transplant",
     "EvalOptions": "tokengraft.measure", "bits_per_byte": "tokengraft.measure",
     "HealOptions": "tokengraft.heal",
+    "ByteModel": "tokengraft.bytelevel", "generate": "tokengraft.bytelevel", "score_corpora": "tokengraft.bytelevel",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -7,6 +7,7 @@ A spec is one of::
     'data/**/*.md'             a glob, id = path relative to the part before the wildcard
     rows.jsonl[#column]        one document per row (.jsonl/.json/.csv/.parquet), id = row index
     libreoffice:<lang>[:split]            LibreOffice help pages (en, de, fr, es, ru, ...)
+    manpages:<lang>[:split]               Debian's translated manual pages (de), roff stripped to text
     bible:web|bible:rv1909[:split]        verse-aligned English / Spanish bibles
     python-stdlib[:split]                 the Python standard library's own source
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tokengraft.assets import bible, libreoffice
+from tokengraft.assets import bible, libreoffice, manpages
 from tokengraft.assets.cache import cache_dir, debian_root
 from tokengraft.assets.corpus import Corpus, Document
 from tokengraft.assets.splits import SPLITS, select_split
@@ -56,11 +57,14 @@ BUILTIN_CORPORA: dict[str, BuiltinCorpus] = {
     "libreoffice:<lang>": BuiltinCorpus(
         "libreoffice:<lang>", "LibreOffice help pages, ~5 MB per language, aligned by page id",
         "Debian libreoffice-help-<lang>"),
+    "manpages:<lang>": BuiltinCorpus(
+        "manpages:<lang>", "Debian's translated manual pages as text, ~9 MB in German (out-of-domain technical text)",
+        "Debian manpages-<lang>"),
     "bible:web": BuiltinCorpus("bible:web", "World English Bible, one document per verse (id Gen.1.1)", "Debian sword-text-web"),
     "bible:rv1909": BuiltinCorpus("bible:rv1909", "Reina-Valera 1909 (Spanish), verse-aligned with bible:web", "Debian sword-text-sparv"),
     "python-stdlib": BuiltinCorpus("python-stdlib", "the Python standard library's .py files (no tests)", "the running Python"),
 }
-_PREFIXES = ("libreoffice", "bible", "python-stdlib")
+_PREFIXES = ("libreoffice", "manpages", "bible", "python-stdlib")
 
 
 def load_corpus(spec: str | os.PathLike[str]) -> Corpus:
@@ -126,7 +130,7 @@ def _builtin_parts(spec: str) -> _Builtin | None:
             raise TokengraftError(f"bad corpus spec {spec!r}; use python-stdlib[:train|:heldout|:dev|:fit]")
         return _Builtin(head, None, split)
     if len(parts) != 1 or not parts[0]:
-        shape = "libreoffice:<lang>" if head == "libreoffice" else "bible:web|bible:rv1909"
+        shape = {"libreoffice": "libreoffice:<lang>", "manpages": "manpages:<lang>"}.get(head, "bible:web|bible:rv1909")
         raise TokengraftError(f"bad corpus spec {spec!r}; use {shape}[:train|:heldout|:dev|:fit]")
     return _Builtin(head, parts[0], split)
 
@@ -150,6 +154,8 @@ def _language(spec: _Builtin) -> str | None:
 def _load_builtin(spec: _Builtin) -> list[Document]:
     if spec.kind == "libreoffice":
         return select_split(_libreoffice_docs(spec.name or ""), spec.split)
+    if spec.kind == "manpages":
+        return select_split(_manpage_docs(spec.name or ""), spec.split)
     if spec.kind == "bible":
         return select_split(_bible_docs(spec.name or ""), spec.split, key=bible.chapter_key)
     return select_split(_stdlib_docs(), spec.split)
@@ -167,6 +173,14 @@ def _libreoffice_docs(lang: str) -> list[Document]:
             f"add libreoffice-help-{lang.lower()} to DEBS in scripts/setup.sh and run it")
     cache = cache_dir("corpora", f"libreoffice-v{EXTRACTOR_VERSION}-{folder.name}.jsonl")
     return _cached(cache, lambda: libreoffice.extract_pages(folder))
+
+
+def _manpage_docs(lang: str) -> list[Document]:
+    folder = manpages.man_root(debian_root(), lang.lower())
+    if not folder.is_dir():
+        raise missing_package(f"corpus manpages:{lang}", f"manpages-{lang.lower()} (Debian)")
+    cache = cache_dir("corpora", f"manpages-v{EXTRACTOR_VERSION}-{lang.lower()}.jsonl")
+    return _cached(cache, lambda: manpages.read_pages(folder))
 
 
 def _bible_docs(name: str) -> list[Document]:

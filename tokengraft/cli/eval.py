@@ -21,23 +21,25 @@ comparable when the tokenizer changes. Every document starts with one start toke
 
 
 def register(subparsers: Any) -> None:
+    from tokengraft.cli.eval_bytes import EPILOG as BYTES_EPILOG, register_flags as register_byte_flags
     from tokengraft.cli.flags import add_option_flags
+    from tokengraft.cli.hypernet import add_dynamic_flags
     from tokengraft.measure.options import DTYPES, EvalOptions
 
     p = subparsers.add_parser(
         "eval", help="measure bits per byte of a model on text",
         description="Score every document of each corpus with the model and print bytes, tokens, "
                     "tokens per byte, bits per byte (BPB), time and tokens/s per corpus.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG + "\n" + BYTES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", metavar="SPEC", required=True, help="built-in name, model folder, GGUF file or hub id")
-    p.add_argument("--tokenizer", metavar="SPEC", help="tokenizer spec (default: the model's own)")
+    p.add_argument("--model", metavar="SPEC", required=True, action="append",
+                   help="built-in name, model folder, GGUF file or hub id (several with --bytes: their mixture)")
+    p.add_argument("--tokenizer", metavar="SPEC", action="append", help="tokenizer spec (default: the model's own)")
     p.add_argument("--text", metavar="CORPUS", nargs="+", required=True,
                    help="corpora: built-in name (libreoffice:en:heldout), file, folder, glob or jsonl/parquet")
     p.add_argument("--json", metavar="OUT", help="also write every result as JSON to this file")
     add_option_flags(p, EvalOptions, choices={"dtype": DTYPES}, metavars={"device": "DEVICE", "start": "TOKEN"})
-    from tokengraft.cli.hypernet import add_dynamic_flags
-
+    register_byte_flags(p)
     add_dynamic_flags(p)
     p.set_defaults(func=run)
 
@@ -61,6 +63,19 @@ def run(args: argparse.Namespace) -> int:
     options.validate()  # fail before minutes of model loading
     if args.json:
         check_output_file(args.json, flag="--json")  # before the scoring whose results it would lose
+    if args.bytes:
+        from tokengraft.cli.eval_bytes import run_bytes
+        from tokengraft.errors import TokengraftError
+
+        if args.dynamic:
+            raise TokengraftError("--bytes and --dynamic exclude each other; score one way at a time")
+
+        return run_bytes(args, options)
+    if args.weights or len(args.model) > 1:
+        from tokengraft.errors import TokengraftError
+
+        raise TokengraftError("several --model and --weights mix models byte by byte; add --bytes")
+    args.model, args.tokenizer = args.model[0], (args.tokenizer or [None])[-1]
     if args.dynamic:
         from tokengraft.cli.hypernet import run_dynamic
 

@@ -9,6 +9,7 @@ EPILOG = """examples:
   tokengraft heal --model out/smollm2-fr --corpus libreoffice:fr:train --mode embeddings --steps 300 \\
       --eval libreoffice:fr:heldout --out out/smollm2-fr-healed
   tokengraft heal --model out/smollm2-fr --corpus libreoffice:fr:train --mode alm --tokens 2000000
+  tokengraft heal --model out/smollm2-fr --corpus libreoffice:fr:train --max-seconds 540 --device cpu
   accelerate launch --multi_gpu --num_processes 8 -m tokengraft.cli.main heal --model out/smollm2-fr \\
       --corpus libreoffice:fr:train --mode full --batch-size 64   # DDP on 8 GPUs
   accelerate launch --multi_gpu --num_processes 2 -m tokengraft.cli.main heal ... --device cpu   # DDP on CPU (gloo)
@@ -19,7 +20,7 @@ EPILOG = """examples:
 
 def register(subparsers: Any) -> None:
     from tokengraft.cli.flags import add_option_flags
-    from tokengraft.heal.options import ALM_PARAMS, DEVICES, MODES, PRECISIONS, HealOptions
+    from tokengraft.heal.options import ALM_PARAMS, DEVICES, FIT_LOSSES, MODES, PRECISIONS, HealOptions
 
     p = subparsers.add_parser(
         "heal", help="train a transplanted model back to health (embeddings, ALM, LoRA, full)",
@@ -29,7 +30,8 @@ def register(subparsers: Any) -> None:
     )
     budget = ("steps", "tokens")  # one or the other
     add_option_flags(p, HealOptions, skip=budget, required=("model", "corpus"), flags={"progress": "--no-progress"},
-                     choices={"mode": MODES, "alm_params": ALM_PARAMS, "device": DEVICES, "precision": PRECISIONS},
+                     choices={"mode": MODES, "alm_params": ALM_PARAMS, "device": DEVICES, "precision": PRECISIONS,
+                              "fit_loss": FIT_LOSSES},
                      metavars={"model": "DIR", "corpus": "CORPUS", "teacher": "SPEC", "eval": "CORPUS", "out": "DIR"})
     add_option_flags(p.add_mutually_exclusive_group(), HealOptions, only=budget)
     p.set_defaults(func=run)
@@ -49,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":
         return 0  # under accelerate launch, one process reports
     last = result.eval_curve[-1]["bpb"] if result.eval_curve else {}
+    budget = f", budget spent in {result.budget_seconds:.0f} s" if result.stopped_by_budget else ""
     print(f"healed model: {result.out} ({result.steps} steps, {result.tokens_seen:,} tokens, "
-          f"{result.tokens_per_second:,.0f} tokens/s, final loss {result.final_loss:.4f})")
+          f"{result.tokens_per_second:,.0f} tokens/s, final loss {result.final_loss:.4f}{budget})")
     for name, bpb in last.items():
         print(f"  held-out {name}: {result.eval_curve[0]['bpb'][name]:.4f} -> {bpb:.4f} bits/byte")
     return 0

@@ -14,7 +14,7 @@ import sys
 from tokengraft.errors import TokengraftError
 
 # Stage modules, in pipeline order. A module that is missing (work in progress) is skipped.
-STAGES = ["tokenizer", "transplant", "eval", "heal", "hypernet", "export", "report", "quickstart"]
+STAGES = ["tokenizer", "transplant", "eval", "heal", "hypernet", "export", "report", "quickstart", "generate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,13 +12,16 @@ from typing import Any
 
 from tokengraft.errors import TokengraftError
 
-MODES = ("embeddings", "alm", "full", "lora")
+MODES = ("embeddings", "fit", "alm", "full", "lora")
+FIT_LOSSES = ("mse", "kl")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
-DEFAULT_LR = {"embeddings": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
+DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
+DEFAULT_STEPS = 200  # without --steps, --tokens or --max-seconds
+DEFAULT_FIT_SECONDS = 540.0  # --mode fit without --max-seconds: nine minutes
 # The teacher's tokenizer is usually the less efficient one on the healing text (that is
 # why the model was transplanted), so an ALM row may hold more teacher than student tokens.
 TEACHER_LEN_FACTOR = 2
@@ -28,10 +31,12 @@ TEACHER_LEN_FACTOR = 2
 class HealOptions:
     model: str                                   # transplanted model folder (or any causal LM spec)
     corpus: list[str] = field(default_factory=list)  # training corpus specs
-    mode: str = "embeddings"                     # embeddings | alm | full | lora
+    mode: str = "embeddings"                     # embeddings | fit | alm | full | lora
     teacher: str | None = None                   # ALM teacher spec; None: the base model in transplant.json
-    steps: int = 200                             # optimizer steps (ignored when ``tokens`` is set)
+    steps: int | None = None                     # optimizer steps (default: 200, or as many as --max-seconds allows)
     tokens: int | None = None                    # training budget in student tokens; sets the number of steps
+    max_seconds: float | None = None             # wall-clock budget of the run, loading and writing included, evaluation
+                                                 # excluded (fit mode: 540 without --steps/--tokens); the LR follows it
     seq_len: int = 512                           # tokens per training row (student side)
     batch_size: int = 8                          # rows per optimizer step, over all processes together
     grad_accum: int = 1                          # micro-steps the batch is split into on each process
@@ -43,6 +48,14 @@ class HealOptions:
     alm_lm_weight: float = 0.0                   # weight of the ordinary LM loss added to the ALM loss
     alm_params: str = "embeddings"               # what ALM trains: embeddings | full | lora
     only_new: bool = False                       # train only embedding rows the transplant did not copy
+    fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
+    fit_output: float = 0.2                      # fit mode: share caching final states and fitting output rows
+    fit_layer: int | None = None                 # fit mode: layers the hidden states are matched after (None: 1/3)
+    fit_loss: str = "mse"                        # fit mode: mse (states) | kl (final states through the old head)
+    fit_lr: float = 3e-3                         # fit mode: Adam step size of the hidden-state matching
+    fit_output_lr: float = 3e-3                  # fit mode: Adam step size of the output-row fit
+    fit_anchor: float = 1e-3                     # fit mode: pull of fitted output rows towards their start
+    fit_seq_len: int = 128                       # fit mode: student tokens per hidden-state matching row
     lora_r: int = 16                             # LoRA rank (lora mode)
     lora_alpha: int = 32                         # LoRA scaling numerator
     eval: list[str] = field(default_factory=list)  # held-out corpus specs for bits per byte
@@ -70,7 +83,20 @@ class HealOptions:
     @property
     def trains(self) -> str:
         """Which parameters are trained: embeddings | full | lora."""
+        if self.mode == "fit":
+            return "embeddings"
         return self.alm_params if self.mode == "alm" else self.mode
+
+    @property
+    def budget(self) -> float | None:
+        """The wall-clock budget in seconds (fit mode has one by default), None for none."""
+        if self.max_seconds is None and self.mode == "fit" and self.steps is None and self.tokens is None:
+            return DEFAULT_FIT_SECONDS
+        return self.max_seconds
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.mode == "alm" or (self.mode == "fit" and self.fit_input > 0)
 
     @property
     def teacher_len(self) -> int:
@@ -87,10 +113,13 @@ class HealOptions:
         out = self.out_dir()
         return out.with_name(f"{out.name}.checkpoints")
 
-    def total_steps(self) -> int:
+    def total_steps(self) -> int | None:
+        """Steps to take; None: as many as the wall-clock budget allows."""
         if self.tokens is not None:
             return max(1, math.ceil(self.tokens / (self.batch_size * self.seq_len)))
-        return self.steps
+        if self.steps is not None:
+            return self.steps
+        return None if self.budget is not None else DEFAULT_STEPS
 
     def validate(self, world_size: int = 1) -> None:
         """Raise a one-line TokengraftError for a bad combination of options."""
@@ -107,8 +136,10 @@ class HealOptions:
             bad("no training text: pass at least one --corpus")
         if self.tokens is not None and self.tokens < 1:
             bad(f"--tokens must be positive, got {self.tokens}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            bad(f"--max-seconds must be positive, got {self.max_seconds}")
         for name in ("steps", "seq_len", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 bad(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.seq_len < 8:
             bad(f"--seq-len {self.seq_len} is too short to learn from; use at least 8")
@@ -119,14 +150,32 @@ class HealOptions:
             bad("--lr and --tau must be positive")
         if self.only_new and self.trains != "embeddings":
             bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
-        if self.teacher is not None and self.mode != "alm":
-            bad("--teacher is only used by --mode alm; drop it or choose --mode alm")
+        if self.teacher is not None and self.mode not in ("alm", "fit"):
+            bad("--teacher is only used by --mode alm and fit; drop it or choose one of those")
+        if self.mode == "fit":
+            self._validate_fit(world_size, bad)
         if self.push_to_hub is not None:
             from tokengraft.publish.hub import check_repo_id
 
             check_repo_id(self.push_to_hub)
         if self.out_dir().resolve() == Path(self.model).resolve():
             bad(f"--out {self.out_dir()} is the input model folder; choose another --out")
+
+    def _validate_fit(self, world_size: int, bad: Any) -> None:
+        if world_size > 1:
+            bad("--mode fit runs in one process; launch it without accelerate's multi-process launcher")
+        if self.max_seconds is None and (self.steps is not None or self.tokens is not None):
+            bad("--mode fit shares a wall-clock budget between its phases; give --max-seconds "
+                "(--steps and --tokens only cap its last phase)")
+        if not (0 <= self.fit_input <= 1 and 0 <= self.fit_output <= 1 and self.fit_input + self.fit_output <= 1):
+            bad(f"--fit-input {self.fit_input} and --fit-output {self.fit_output} are shares of the budget: "
+                "each in [0, 1], together at most 1")
+        if self.fit_loss not in FIT_LOSSES:
+            bad(f"unknown --fit-loss {self.fit_loss!r}; choose one of {', '.join(FIT_LOSSES)}")
+        if self.fit_layer is not None and self.fit_layer < 1:
+            bad(f"--fit-layer must be at least 1, got {self.fit_layer}")
+        if min(self.fit_lr, self.fit_output_lr) <= 0 or self.fit_anchor < 0 or self.fit_seq_len < 8:
+            bad("--fit-lr and --fit-output-lr must be positive, --fit-anchor >= 0, --fit-seq-len >= 8")
 
 
 @dataclass
@@ -140,3 +189,5 @@ class HealResult:
     tokens_per_second: float                     # training throughput of this run
     peak_memory_bytes: int                       # CUDA peak allocated, or the process's peak RSS on CPU
     seconds: float                               # wall time of this run
+    budget_seconds: float = 0.0                  # time counted against --max-seconds (evaluation excluded)
+    stopped_by_budget: bool = False              # training ended because --max-seconds was spent

@@ -15,6 +15,17 @@ def write_record(folder: Path, record: dict[str, Any]) -> None:
     (folder / RECORD_FILE).write_text(json.dumps(record, indent=1, default=str))
 
 
+def preload() -> None:
+    """Import matplotlib now (about a second), so that a budgeted run's end does not pay for it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError:
+        pass
+
+
 def plot_curves(folder: Path, loss_curve: list[dict[str, Any]], eval_curve: list[dict[str, Any]], title: str) -> bool:
     """Write ``heal.png``; returns False (with a warning) when matplotlib is missing."""
     try:

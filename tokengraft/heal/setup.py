@@ -8,12 +8,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from tokengraft.errors import TokengraftError
 from tokengraft.heal import compat, modes, sources
+from tokengraft.heal.budget import Clock
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
 from tokengraft.heal.tokens import aligner, plain_encoder
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 # this much of it, so that a bad teacher fails before training rather than hours into it.
 ALM_CHECK_BYTES = 64 * 2**20
 MIN_LR_SHARE = 0.1  # the cosine decay ends at this share of the peak learning rate
+# Under a wall-clock budget the warm-up also ends once this share of the training time is
+# spent: a short CPU budget may allow fewer steps than ``--warmup``, and a run that never
+# leaves its warm-up never trains at its learning rate.
+WARMUP_BUDGET_SHARE = 0.1
 
 
 def make_accelerator(options: HealOptions) -> Any:
@@ -47,8 +52,31 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to MIN_LR_SHARE at ``total``."""
     if step < warmup:
         return (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, total - warmup)
-    return MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cosine((step - warmup) / max(1, total - warmup))
+
+
+def cosine(progress: float) -> float:
+    """Cosine decay from 1 at progress 0 to MIN_LR_SHARE at progress >= 1."""
+    return MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+
+
+def make_schedule(options: HealOptions, clock: Clock, first_step: int) -> Callable[[int], float]:
+    """The LR factor of each step: over ``total_steps``, or under a wall-clock budget over the
+    share of the training time spent (warm-up counted from ``first_step``, where this run's
+    training starts: a run resumed under a budget warms up again and decays over its own budget).
+    Under a budget the warm-up ends after ``warmup`` steps or WARMUP_BUDGET_SHARE of the
+    training time, whichever comes first, and ramps with whichever of the two is further on."""
+    total = options.total_steps()
+    if options.budget is None:
+        return lambda step: lr_factor(step, options.warmup, total)
+
+    def factor(step: int) -> float:
+        done, progress = step - first_step, clock.progress()
+        if done < options.warmup and progress < WARMUP_BUDGET_SHARE:
+            return max((done + 1) / (options.warmup + 1), progress / WARMUP_BUDGET_SHARE)
+        return cosine(progress)
+
+    return factor
 
 
 @dataclass
@@ -69,6 +97,12 @@ class Run:
     step: int = 0
     tokens_seen: int = 0
     tokens_per_second: float = 0.0  # training throughput of this run (evaluation excluded)
+    clock: Clock = field(default_factory=Clock)
+    teacher_tokenizer: Any = None
+    texts: list[str] = field(default_factory=list)  # the training documents
+    frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # --only-new: (input, output) rows kept
+    fit_record: dict[str, Any] = field(default_factory=dict)  # what the fit phases did (fit mode)
+    stopped_by_budget: bool = False  # training ended because --max-seconds was spent
 
 
 def _load_student(options: HealOptions) -> tuple[Any, Any]:
@@ -117,29 +151,35 @@ def _check_alignable(texts: list[str], align: Any) -> None:
                 time.perf_counter() - t0)
 
 
-def build_run(options: HealOptions, accelerator: Any) -> Run:
+def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     """Load and wire everything; ``options`` must be validated already."""
     torch.manual_seed(options.seed)
     # Cheap checks first, so that a bad option fails before any model is loaded.
-    teacher_spec = (options.teacher or sources.default_teacher(options.model)) if options.mode == "alm" else None
+    teacher_spec = (options.teacher or sources.default_teacher(options.model)) if options.uses_teacher else None
     texts = [d.text for c in _texts(options.corpus, "training") for d in c.documents if d.text]
     eval_corpora = list(zip(options.eval, _texts(options.eval, "evaluation"))) if options.eval else []
     model, tokenizer = _load_student(options)
     frozen = None
     if options.only_new:
         frozen = sources.copied_rows(options.model, model.get_input_embeddings().weight.shape[0])
+    if options.mode == "fit":
+        from tokengraft.fit.rows import untie
+
+        untie(model)  # fitted output rows differ from the input rows
     model = modes.prepare(model, options.trains, frozen, options.lora_r, options.lora_alpha)
     model.train()
     trainable = sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
     optimizer = torch.optim.AdamW(modes.param_groups(model, options.weight_decay), lr=options.learning_rate)
     total = options.total_steps()
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, options.warmup, total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule(options, clock, 0))
     start_student = compat.start_token_id(tokenizer)
-    teacher = None
+    teacher = teacher_tok = None
     if teacher_spec is not None:
         teacher, teacher_tok = _teacher(teacher_spec, accelerator.device)
         align = aligner(tokenizer, teacher_tok)
-        _check_alignable(texts, align)
+        if options.mode == "alm":  # fit mode aligns from its first second on: no separate check
+            _check_alignable(texts, align)
+    if options.mode == "alm":
         stream: PackedStream | AlignedStream = AlignedStream(
             texts, align, start_student, compat.start_token_id(teacher_tok), options.seq_len, options.teacher_len,
             options.seed)
@@ -147,7 +187,9 @@ def build_run(options: HealOptions, accelerator: Any) -> Run:
         stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
-        logger.info("healing %s: mode %s, %d trainable parameters, %d steps, %d process(es) on %s",
-                 options.model, options.mode, trainable, total, accelerator.num_processes, accelerator.device)
+        steps = f"{total} steps" if total is not None else f"{options.budget:g} s"
+        logger.info("healing %s: mode %s, %d trainable parameters, %s, %d process(es) on %s",
+                 options.model, options.mode, trainable, steps, accelerator.num_processes, accelerator.device)
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
-               teacher=teacher, teacher_spec=teacher_spec, trainable=trainable)
+               teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
+               teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen)

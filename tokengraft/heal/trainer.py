@@ -23,7 +23,8 @@ from tokengraft.errors import TokengraftError
 from tokengraft.heal import checkpoint, compat, modes, report, sources
 from tokengraft.heal.losses import collate_alm
 from tokengraft.heal.options import HealOptions, HealResult
-from tokengraft.heal.setup import Run, build_run, make_accelerator
+from tokengraft.heal.budget import Clock
+from tokengraft.heal.setup import Run, build_run, make_accelerator, make_schedule
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
 logger = logging.getLogger(__name__)
@@ -34,25 +35,32 @@ def heal(options: HealOptions) -> HealResult:
 
     >>> heal(HealOptions(model="out/fr", corpus=["libreoffice:fr:train"], steps=100))  # doctest: +SKIP
     """
+    clock = Clock(options.budget)
+    if options.budget is not None:
+        report.preload()  # seconds of imports, paid now rather than when the budget is nearly spent
     accelerator = make_accelerator(options)
     options.validate(accelerator.num_processes)
     out, root = options.out_dir(), options.checkpoint_dir()
     _check_paths(options, out, root)
-    run = build_run(options, accelerator)
+    run = build_run(options, accelerator, clock)
     if options.resume:
         _restore(run, checkpoint.checkpoints(root)[-1])
+    elif options.mode == "fit":
+        _fit_phases(run)
     t0 = time.perf_counter()
     train_seconds = _train(run, root)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_output(run, out, time.perf_counter() - t0, train_seconds)
-        shutil.rmtree(root, ignore_errors=True)  # the finished folder supersedes them
+        if not run.stopped_by_budget:
+            shutil.rmtree(root, ignore_errors=True)  # the finished folder supersedes them
     accelerator.wait_for_everyone()
     return HealResult(out=out, steps=run.step, tokens_seen=run.tokens_seen,
                       final_loss=run.loss_curve[-1]["loss"] if run.loss_curve else float("nan"),
                       loss_curve=run.loss_curve, eval_curve=run.eval_curve,
                       tokens_per_second=run.tokens_per_second, peak_memory_bytes=_peak_memory(run),
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0, budget_seconds=clock.used(),
+                      stopped_by_budget=run.stopped_by_budget)
 
 
 def _check_paths(options: HealOptions, out: Path, root: Path) -> None:
@@ -64,7 +72,8 @@ def _fingerprint(options: HealOptions) -> dict[str, Any]:
     # What must not change between a run and its resumption for the result to be the same.
     keep = ("model", "corpus", "mode", "teacher", "seq_len", "batch_size", "grad_accum", "lr", "warmup",
             "weight_decay", "max_grad_norm", "tau", "alm_lm_weight", "alm_params", "only_new", "lora_r",
-            "lora_alpha", "seed")
+            "lora_alpha", "seed", "fit_input", "fit_output", "fit_layer", "fit_loss", "fit_lr", "fit_output_lr",
+            "fit_anchor", "fit_seq_len")
     data = {k: getattr(options, k) for k in keep}
     data["total_steps"] = options.total_steps()
     return data
@@ -83,6 +92,7 @@ def _payload(run: Run) -> dict[str, Any]:
         "tokens_seen": run.tokens_seen,
         "loss_curve": run.loss_curve,
         "eval_curve": run.eval_curve,
+        "fit": run.fit_record,
         "fingerprint": _fingerprint(run.options),
     }
 
@@ -103,7 +113,40 @@ def _restore(run: Run, path: Path) -> None:
     run.stream.load_state_dict(state["data"])
     run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
     run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
+    run.fit_record = dict(state.get("fit") or {})
+    if run.options.budget is not None:
+        # a new budget: a fresh warm-up and decay over it, from the restored weights and moments
+        schedule = make_schedule(run.options, run.clock, run.step)
+        run.scheduler.lr_lambdas = [schedule] * len(run.optimizer.param_groups)
+        for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):
+            group["lr"] = base * schedule(run.step)
     logger.info("resumed from %s (step %d, %d tokens seen)", path, run.step, run.tokens_seen)
+
+
+def _fit_phases(run: Run) -> None:
+    """Fit mode: input rows, then output rows, each for its share of the training time."""
+    model = run.accelerator.unwrap_model(run.model)
+    if run.step == 0:
+        _evaluate(run)  # the zero-shot point, before the rows move
+    left = max(0.0, run.clock.left())
+    with run.accelerator.autocast():  # bf16 under --precision bf16, as the LM phase
+        _run_fit_phases(run, model, left)
+    model.train()
+
+
+def _run_fit_phases(run: Run, model: Any, left: float) -> None:
+    from tokengraft.heal import fitting
+
+    o = run.options
+    if o.fit_input > 0 and run.teacher is not None:
+        frozen = run.frozen[0] if run.frozen is not None else None
+        run.fit_record["input"] = fitting.fit_inputs(model, run.tokenizer, run.teacher, run.teacher_tokenizer,
+                                                     run.texts, o, o.fit_input * left, frozen)
+    run.teacher = None  # the LM phase needs no teacher: free its memory
+    if o.fit_output > 0:
+        frozen = run.frozen[1] if run.frozen is not None else None
+        run.fit_record["output"] = fitting.fit_outputs(model, run.tokenizer, run.texts, o, o.fit_output * left,
+                                                       run.accelerator.device, frozen)
 
 
 def _optimizer_step(run: Run) -> dict[str, float]:
@@ -149,6 +192,14 @@ def _optimizer_step(run: Run) -> dict[str, float]:
 def _evaluate(run: Run) -> None:
     if not run.eval_corpora:
         return
+    t0 = time.perf_counter()
+    try:
+        _score(run)
+    finally:
+        run.clock.exclude(time.perf_counter() - t0)  # measuring is not part of the budget
+
+
+def _score(run: Run) -> None:
     if run.accelerator.is_main_process:
         model = run.accelerator.unwrap_model(run.model)
         # A peft model's ``base_model`` is not the decoder body the meter expects; the model
@@ -169,28 +220,43 @@ def _evaluate(run: Run) -> None:
 
 def _train(run: Run, root: Path) -> float:
     """Run the remaining steps; returns the seconds spent in optimizer steps."""
-    o, acc = run.options, run.accelerator
+    o, acc, clock = run.options, run.accelerator, run.clock
     total = o.total_steps()
-    if run.step == 0:
+    if run.step == 0 and not (o.mode == "fit" and run.eval_curve):
         _evaluate(run)
     bar = tqdm(total=total, initial=run.step, unit="step", disable=not (o.progress and acc.is_main_process))
     seconds, tokens_at_start, last_saved = 0.0, run.tokens_seen, None
+    clock.write_bytes = _write_bytes(run)
+    if o.budget is not None:
+        if clock.reserve > 0.5 * o.budget:
+            logger.warning("a budget of %g s leaves little time to train: writing the result takes ~%.0f s",
+                        o.budget, clock.reserve)
+    clock.begin_training()
     try:
-        while run.step < total:
+        while total is None or run.step < total:
+            if not _agree(acc, clock.can_step()):
+                run.stopped_by_budget = True
+                break
             t0 = time.perf_counter()
             entry = _optimizer_step(run)
             seconds += time.perf_counter() - t0
+            clock.record_step(time.perf_counter() - t0)
             run.loss_curve.append(entry)
             tps = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
             bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=f"{tps:,.0f}")
             bar.update(1)
-            if o.eval_every and run.step % o.eval_every == 0 and run.step < total:
+            more = total is None or run.step < total
+            if o.eval_every and run.step % o.eval_every == 0 and more:
                 _evaluate(run)
-            if o.save_every and run.step % o.save_every == 0 and run.step < total:
-                payload = _payload(run)
-                if acc.is_main_process:
-                    last_saved = checkpoint.save(root, run.step, payload, o.keep_checkpoints)
-                acc.wait_for_everyone()
+            if o.save_every and run.step % o.save_every == 0 and more:
+                last_saved = _save(run, root)
+        if run.stopped_by_budget:
+            # the budget ran out first: keep the state, so that --resume can train on
+            planned = f" of {total}" if total is not None else ""
+            logger.info("budget of %.0f s spent after %d%s steps (%.1f s used)", o.budget, run.step, planned,
+                     clock.used())
+            if last_saved is None or not last_saved.name.endswith(f"{run.step:08d}"):
+                _save(run, root)
     except torch.OutOfMemoryError:
         kept = f"; checkpoint {last_saved} is intact, continue with --resume" if last_saved else ""
         per = o.batch_size // (acc.num_processes * o.grad_accum)
@@ -202,6 +268,31 @@ def _train(run: Run, root: Path) -> float:
     _evaluate(run)
     run.tokens_per_second = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
     return seconds
+
+
+def _save(run: Run, root: Path) -> Path | None:
+    payload = _payload(run)
+    saved = None
+    if run.accelerator.is_main_process:
+        saved = checkpoint.save(root, run.step, payload, run.options.keep_checkpoints)
+    run.accelerator.wait_for_everyone()
+    return saved
+
+
+def _write_bytes(run: Run) -> int:
+    """Bytes the end of a run writes: the model, plus a checkpoint of the trained weights and Adam's moments."""
+    model = run.accelerator.unwrap_model(run.model)
+    params = {id(p): p for p in model.parameters()}.values()
+    total = sum(p.numel() * p.element_size() for p in params)
+    return total + 3 * sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+
+
+def _agree(acc: Any, flag: bool) -> bool:
+    """True on every process only if true on all (processes must stop at the same step)."""
+    if acc.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=acc.device)
+    return bool(acc.reduce(value, "min").item() > 0.5)
 
 
 def _peak_memory(run: Run) -> int:
@@ -221,9 +312,12 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "steps": run.step, "tokens_seen": run.tokens_seen, "trainable_parameters": run.trainable,
         "processes": run.accelerator.num_processes, "device": str(run.accelerator.device),
         "precision": run.accelerator.mixed_precision, "seconds": round(seconds, 3),
-        "train_seconds": round(train_seconds, 3), "tokens_per_second": run.tokens_per_second,
+        "train_seconds": round(train_seconds, 3), "max_seconds": o.budget, "fit": run.fit_record,
+        "budget_seconds": round(run.clock.used(), 3), "stopped_by_budget": run.stopped_by_budget,
+        "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
+    t0 = time.perf_counter()
     saved = checkpoint.checkpoints(o.checkpoint_dir())
     fix = (f"and continue from checkpoint {saved[-1].name} with --resume" if saved
            else "or choose another --out")
@@ -241,6 +335,6 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         report.write_record(tmp, record)
         report.plot_curves(tmp, run.loss_curve, run.eval_curve, f"heal {o.mode}: {Path(o.model).name}")
         write_card(tmp, name=out.name)
-    logger.info("wrote %s (%d steps, %d tokens)", out, run.step, run.tokens_seen)
+    logger.info("wrote %s (%d steps, %d tokens) in %.1f s", out, run.step, run.tokens_seen, time.perf_counter() - t0)
     if o.push_to_hub:
         push_folder(out, o.push_to_hub, public=o.public)

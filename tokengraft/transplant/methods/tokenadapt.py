@@ -32,7 +32,6 @@ from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, validate
 from tokengraft.transplant.methods.focus import has_vector, initial_sources
-from tokengraft.transplant.methods.wechsel import nearest
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +105,31 @@ def local_weights_of(problem: InitProblem, tokens: torch.Tensor, temperature: fl
     return ids, local_weights(sims, share, mask, temperature)
 
 
-def global_weights_of(problem: InitProblem, tokens: torch.Tensor, usable_old: torch.Tensor,
+def global_weights_of(problem: InitProblem, tokens: torch.Tensor, keys: "Keys",
                       options: TokenAdaptOptions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(tokens that have a global estimate, their neighbours' ids (m, k), weights (m, k)); a token whose
     neighbours are all below the threshold has none."""
-    if tokens.numel() == 0:
-        return tokens, torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0)
-    sims, ids = nearest(problem.aux_new[tokens], problem.aux_old, options.neighbours, usable_old, options.chunk_size)
+    if tokens.numel() == 0 or keys.ids.numel() == 0:
+        return tokens[:0], torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0)
+    queries = torch.nn.functional.normalize(problem.aux_new[tokens].float(), dim=-1)
+    sims, local = (queries @ keys.vectors.T).topk(min(options.neighbours, keys.ids.numel()), dim=-1)
     weights = global_weights(sims, options.temperature, options.threshold)
     found = weights.sum(dim=-1) > 0
-    return tokens[found], ids[found], weights[found]
+    return tokens[found], keys.ids[local][found], weights[found]
+
+
+@dataclass
+class Keys:
+    """The old tokens a global estimate may use, with their unit auxiliary vectors (normalised once)."""
+    ids: torch.Tensor              # (K,) old ids
+    vectors: torch.Tensor          # (K, a) unit vectors
+
+
+def usable_keys(problem: InitProblem) -> Keys:
+    """Old tokens with bytes and an auxiliary vector: only these are searched for neighbours."""
+    usable = has_vector(problem.aux_old) & torch.tensor([b is not None for b in problem.old_bytes], dtype=torch.bool)
+    ids = usable.nonzero().flatten()
+    return Keys(ids, torch.nn.functional.normalize(problem.aux_old[ids].float(), dim=-1))
 
 
 def tokenadapt_weights(problem: InitProblem, options: TokenAdaptOptions) -> TokenAdaptWeights:
@@ -128,14 +142,14 @@ def tokenadapt_weights(problem: InitProblem, options: TokenAdaptOptions) -> Toke
     todo = problem.copied.cpu() < 0
     has_local = todo & torch.tensor([len(p) > 0 and b is not None for p, b in zip(problem.pieces, problem.new_bytes)],
                                     dtype=torch.bool)
-    usable_old = has_vector(problem.aux_old) & torch.tensor([b is not None for b in problem.old_bytes], dtype=torch.bool)
-    has_global = todo & has_vector(problem.aux_new) & bool(usable_old.any())
+    keys = usable_keys(problem)
+    has_global = todo & has_vector(problem.aux_new) & (keys.ids.numel() > 0)
     blocks = []
     for start in range(0, problem.new_size, options.chunk_size):
         block = torch.arange(start, min(start + options.chunk_size, problem.new_size))
         loc, glob = block[has_local[block]], block[has_global[block]]
         loc_ids, loc_w = local_weights_of(problem, loc, options.temperature) if loc.numel() else (None, None)
-        glob, glob_ids, glob_w = global_weights_of(problem, glob, usable_old, options)
+        glob, glob_ids, glob_w = global_weights_of(problem, glob, keys, options)
         blocks.append(Block(loc, loc_ids, loc_w, glob, glob_ids, glob_w, has_local[glob].unsqueeze(1)))
         for i in torch.cat([loc, glob]).tolist():
             source[i] = "tokenadapt"

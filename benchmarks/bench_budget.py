@@ -1,0 +1,204 @@
+"""Quality per budget: BPB ratio and tokens per byte after 0, 60, 180 and 540 s of healing (a table and a plot).
+
+    python3 benchmarks/bench_budget.py --pair de --stage transplant       # the zero-shot transplants (once)
+    heavy -x python3 benchmarks/bench_budget.py --pair de --stage train   # budgeted runs: a quiet machine
+    python3 benchmarks/bench_budget.py --pair de --stage score            # BPB of every folder (load-free)
+    python3 benchmarks/bench_budget.py --pair de --stage table --plot out/bench-budget/de.png
+
+Pairs: ``de`` SmolLM2-135M -> the 32k German BPE (trained on libreoffice:de:train, judged on
+libreoffice:de:heldout and on German man pages, text from outside LibreOffice); ``fr`` -> the
+quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judged on
+libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
+
+- ``default``: the default transplant (graft) healed in heal's default mode;
+- ``emb-fvt`` / ``emb-graft``: plain LM-loss training of the embeddings from FVT / graft (ReTok);
+- ``alm``: ALM distillation from graft;
+- ``fair``: the original model with its own tokenizer trained the same way as the default, on
+  the same text for the same time (its input rows are its own, so fit mode skips matching them);
+- ``fair-emb``: the original model, LM-loss embedding training.
+
+Ratio = BPB / BPB of the untouched original model with its own tokenizer on the same bytes
+(= 1.000). Training and scoring are separate stages: only training depends on the machine's
+load, so only ``--stage train`` needs ``heavy -x``; every run's record (steps, seconds) is kept.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path("out/bench-budget")
+BUDGETS = (0, 60, 180, 540)
+ARTIFACTS = Path("/work/artifacts")
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    tokenizer: str
+    train: str
+    evals: tuple[str, ...]
+    base: str = "smollm2-135m"
+
+
+PAIRS = {
+    "de": Pair("de", str(ARTIFACTS / "tok-de-bpe32k"), "libreoffice:de:train",
+               ("libreoffice:de:heldout", "manpages:de:heldout")),
+    "fr": Pair("fr", str(ARTIFACTS / "tok-fr-bpe32k"), "libreoffice:fr:train", ("libreoffice:fr:heldout",)),
+    "superbpe": Pair("superbpe", str(ARTIFACTS / "tok-fr-superbpe32k"), "libreoffice:fr:train",
+                     ("libreoffice:fr:heldout",)),
+}
+# method -> (transplant it starts from: "graft" | "fvt" | "original", heal flags)
+METHODS: dict[str, tuple[str, list[str]]] = {
+    "default": ("graft", []),
+    "emb-fvt": ("fvt", ["--mode", "embeddings"]),
+    "emb-graft": ("graft", ["--mode", "embeddings"]),
+    "alm": ("graft", ["--mode", "alm"]),
+    "fair": ("original", ["--fit-input", "0"]),
+    "fair-emb": ("original", ["--mode", "embeddings"]),
+}
+
+
+def tool(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tokengraft.cli.main", *args]
+
+
+def start_folder(pair: Pair, start: str, root: Path) -> str:
+    return pair.base if start == "original" else str(root / f"transplant-{start}")
+
+
+def stage_transplant(pair: Pair, root: Path) -> None:
+    for method in ("fvt", "graft"):
+        out = root / f"transplant-{method}"
+        if out.exists():
+            continue
+        t0 = time.perf_counter()
+        subprocess.run(tool("transplant", "--model", pair.base, "--tokenizer", pair.tokenizer, "--method", method,
+                            "--corpus", pair.train, "--out", str(out)), check=True)
+        print(f"transplant {method}: {time.perf_counter() - t0:.0f} s (loading included)", flush=True)
+
+
+def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int]) -> None:
+    for method in methods:
+        start, flags = METHODS[method]
+        for budget in budgets:
+            out = root / f"{method}-{budget}"
+            if budget == 0 or (out / "heal.json").exists():
+                continue
+            t0 = time.perf_counter()
+            subprocess.run(tool("heal", "--model", start_folder(pair, start, root), "--corpus", pair.train,
+                                "--max-seconds", str(budget), "--device", "cpu", "--save-every", "0",
+                                "--eval-every", "0", "--no-progress", "--out", str(out), "--overwrite", *flags),
+                           check=True)
+            print(f"{method} {budget} s: finished in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int) -> dict[str, Any]:
+    from tokengraft.assets import load_corpora, load_model, load_tokenizer
+    from tokengraft.measure import EvalOptions, bits_per_byte
+
+    model, tok = load_model(folder), load_tokenizer(folder)
+    out = {}
+    for corpus in load_corpora(list(evals), max_bytes=max_bytes):
+        r = bits_per_byte(model, tok, corpus, EvalOptions())
+        out[corpus.name] = {"bpb": r.bpb, "tokens_per_byte": r.tokens_per_byte, "bytes": r.bytes}
+    return out
+
+
+def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int) -> None:
+    path = root / "scores.json"
+    scores = json.loads(path.read_text()) if path.exists() else {}
+    todo = {"original": pair.base}
+    for method in methods:
+        start, _ = METHODS[method]
+        for budget in budgets:
+            folder = start_folder(pair, start, root) if budget == 0 else str(root / f"{method}-{budget}")
+            if budget == 0 or Path(folder, "heal.json").exists():
+                todo[f"{method}-{budget}"] = folder
+    for key, folder in todo.items():
+        if key in scores and scores[key].get("max_bytes") == max_bytes:
+            continue
+        record = {"folder": folder, "max_bytes": max_bytes, "scores": score_folder(folder, pair.evals, max_bytes)}
+        heal_json = Path(folder, "heal.json")
+        if heal_json.exists():
+            heal_record = json.loads(heal_json.read_text())
+            record.update({k: heal_record.get(k) for k in ("steps", "tokens_seen", "budget_seconds", "seconds")})
+        scores[key] = record
+        path.write_text(json.dumps(scores, indent=1))
+        print(key, {k: round(v["bpb"], 4) for k, v in record["scores"].items()}, flush=True)
+
+
+def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], plot: str | None) -> None:
+    scores = json.loads((root / "scores.json").read_text())
+    base = scores["original"]["scores"]
+    head = "| method | budget s | " + " | ".join(f"{e} ratio | tok/B" for e in pair.evals) + " | steps |"
+    print(head)
+    print("|" + "---|" * (3 + 2 * len(pair.evals)))
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for method in methods:
+        for budget in budgets:
+            entry = scores.get(f"{method}-{budget}")
+            if entry is None:
+                continue
+            cells = []
+            for e in pair.evals:
+                ratio = entry["scores"][e]["bpb"] / base[e]["bpb"]
+                cells.append(f"{ratio:.3f} | {entry['scores'][e]['tokens_per_byte']:.4f}")
+                if e == pair.evals[-1]:
+                    curves.setdefault(method, []).append((budget, ratio))
+            print(f"| {method} | {budget} | " + " | ".join(cells) + f" | {entry.get('steps') or 0} |")
+    print("original BPB: " + ", ".join(f"{e} {base[e]['bpb']:.4f} (tok/B {base[e]['tokens_per_byte']:.4f})"
+                                        for e in pair.evals))
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method, points in curves.items():
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="healing seconds (2 CPU cores)", ylabel=f"BPB ratio on {pair.evals[-1]}",
+               title=f"SmolLM2-135M -> {Path(pair.tokenizer).name}")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(plot, dpi=100)
+        print(f"plot: {plot}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pair", choices=sorted(PAIRS), default="de")
+    p.add_argument("--stage", choices=["transplant", "train", "score", "table"], required=True)
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+    p.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    p.add_argument("--max-bytes", type=int, default=100_000, help="bytes of each held-out corpus scored")
+    p.add_argument("--root", default=None, help=f"folder of the runs (default: {ROOT}/<pair>)")
+    p.add_argument("--plot", default=None, help="PNG of ratio against seconds (table stage)")
+    args = p.parse_args()
+    pair = PAIRS[args.pair]
+    root = Path(args.root or ROOT / pair.name)
+    root.mkdir(parents=True, exist_ok=True)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    if args.stage == "transplant":
+        stage_transplant(pair, root)
+    elif args.stage == "train":
+        stage_train(pair, root, methods, budgets)
+    elif args.stage == "score":
+        stage_score(pair, root, methods, budgets, args.max_bytes)
+    else:
+        stage_table(pair, root, methods, budgets, args.plot)
+
+
+if __name__ == "__main__":
+    main()

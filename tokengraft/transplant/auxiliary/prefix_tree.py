@@ -1,0 +1,142 @@
+"""Log-probabilities of many short piece sequences after one shared context, as a prefix tree.
+
+``graft``'s continuations need, for each new token ``p_1 .. p_n``, the base model's
+``log p(p_i | context, p_1 .. p_{i-1})`` for ``i >= 2``. Tokens share their first pieces
+(" don" + "n" + "ées", " don" + "n" + "er", " don" + "ne"), so every distinct piece prefix
+(a *node* of the tree of pieces) is read once: SmolLM2 -> the 32k French BPE has 23.5k
+positions when each token's stem is run on its own, 19.3k when only the longest stems are,
+14.2k nodes in the tree.
+
+One forward pass reads a *batch* of whole subtrees packed into one sequence after the
+cached context: node ``j`` sits at position ``len(context) + depth(j) - 1`` and attends to
+the context and to its own ancestors only (a custom 4D attention mask, "tree attention").
+The context's keys and values are computed once and never copied per row. The head then
+gives each node one logsumexp over the vocabulary and each needed (node, next piece) pair
+its exact float32 logit: no (nodes x vocab) log-softmax is kept.
+
+In bfloat16 (autocast) the body and the logsumexp's matmul run at 2-3x the float32 speed on
+CPUs with native bf16 (AVX512-BF16, AMX) and on GPUs; the pairs' own logits stay float32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+# Largest (nodes x vocab) block of logits the logsumexp materialises at once: 2**25 elements
+# (128 MiB in float32), a small part of a transplant's peak memory.
+LOGIT_ELEMENTS = 2**25
+
+
+@dataclass
+class Batch:
+    """One packed forward pass: nodes (piece prefixes) with parents before children."""
+    nodes: list[tuple[int, ...]]
+    parent: list[int]              # local index of each node's parent; -1 at depth 1
+
+
+def nodes_of(stems: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], None]:
+    """Every non-empty prefix of every stem, each once, in depth-first order (parents first)."""
+    out: dict[tuple[int, ...], None] = {}
+    for stem in sorted(set(stems)):  # sorted tuples: a prefix sorts before its extensions
+        for i in range(1, len(stem) + 1):
+            out.setdefault(stem[:i], None)
+    return out
+
+
+def pack(nodes: Sequence[tuple[int, ...]], size: int) -> list[Batch]:
+    """Whole subtrees (all nodes of one first piece) packed into batches of about ``size`` nodes.
+
+    A subtree is never split, so that every node's ancestors are in its batch; a subtree larger
+    than ``size`` is a batch of its own.
+
+    >>> [b.nodes for b in pack([(1,), (1, 2), (3,)], 2)]
+    [[(1,), (1, 2)], [(3,)]]
+    """
+    trees: dict[int, list[tuple[int, ...]]] = {}
+    for node in nodes:
+        trees.setdefault(node[0], []).append(node)
+    batches: list[list[tuple[int, ...]]] = [[]]
+    for tree in trees.values():
+        if batches[-1] and len(batches[-1]) + len(tree) > size:
+            batches.append([])
+        batches[-1].extend(tree)
+    out = []
+    for group in batches:
+        group.sort()  # depth-first: parents before children
+        local = {node: i for i, node in enumerate(group)}
+        out.append(Batch(group, [local.get(node[:-1], -1) for node in group]))
+    return [b for b in out if b.nodes]
+
+
+def tree_mask(batch: Batch, context: int, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """(1, 1, n, context + n) additive mask: 0 where node i may attend (the context, its
+    ancestors and itself), -inf elsewhere."""
+    n = len(batch.nodes)
+    allowed = torch.zeros(n, n, dtype=torch.bool)
+    for i, p in enumerate(batch.parent):
+        if p >= 0:
+            allowed[i] = allowed[p]
+        allowed[i, i] = True
+    mask = torch.zeros(n, context + n, dtype=dtype)
+    mask[:, context:].masked_fill_(~allowed, float("-inf"))
+    return mask.to(device)[None, None]
+
+
+def context_cache(body: Any, ids: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Run the context ``ids`` (1, P) once: its final hidden states (P, d) and each layer's keys and values."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()  # no config: plain full-attention layers, never trimmed to a sliding window
+    out = body(input_ids=ids, use_cache=True, **_cache_argument(body, cache))
+    if hasattr(cache, "layers"):
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+    else:  # transformers before the cache layers
+        kv = list(zip(cache.key_cache, cache.value_cache))
+    return out[0][0], kv
+
+
+def run_batch(body: Any, batch: Batch, kv: list[tuple[torch.Tensor, torch.Tensor]], context: int,
+              mask_dtype: torch.dtype) -> torch.Tensor:
+    """(n, d) final hidden states of the batch's nodes, each read after the context and its ancestors."""
+    from transformers import DynamicCache
+
+    device = kv[0][0].device
+    ids = torch.tensor([[node[-1] for node in batch.nodes]], device=device)
+    positions = torch.tensor([[context + len(node) - 1 for node in batch.nodes]], device=device)
+    cache = DynamicCache(ddp_cache_data=kv)  # a fresh cache each batch: the context's tensors are never written
+    mask = tree_mask(batch, context, mask_dtype, device)
+    return body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                **_cache_argument(body, cache))[0][0]
+
+
+def _cache_argument(body: Any, cache: Any) -> dict[str, Any]:
+    """``cache=`` where the model takes it (transformers >= 5.2x), else ``past_key_values=``."""
+    import inspect
+
+    return {"cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values": cache}
+
+
+def pair_logprobs(head: Any, hidden: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor,
+                  lse_weight: torch.Tensor) -> torch.Tensor:
+    """(m,) log p(labels[k] | node rows[k]) from hidden (n, d): exact float32 logits of the pairs,
+    minus each node's logsumexp over the vocabulary computed with ``lse_weight`` (the head's weight
+    in the compute dtype)."""
+    step = max(1, LOGIT_ELEMENTS // lse_weight.shape[0])
+    compute = hidden.to(lse_weight.dtype)
+    lse = torch.cat([_transform(head, torch.nn.functional.linear(compute[i:i + step], lse_weight).float(), None)
+                     .logsumexp(dim=-1) for i in range(0, hidden.shape[0], step)])
+    picked = (hidden[rows].float() * head.weight[labels].float()).sum(dim=-1)
+    return _transform(head, picked, labels) - lse[rows]
+
+
+def _transform(head: Any, raw: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """The head's bias, logit scale and softcap applied to raw dot products (all columns, or ``labels``)."""
+    if head.bias is not None:
+        raw = raw + (head.bias.float() if labels is None else head.bias[labels].float())
+    if head.scale != 1.0:
+        raw = raw * head.scale
+    if head.softcap:
+        raw = torch.tanh(raw / head.softcap) * head.softcap
+    return raw
