@@ -1,8 +1,10 @@
 """Quality per budget: BPB ratio and tokens per byte after 0, 60, 180 and 540 s of healing (a table and a plot).
 
     python3 benchmarks/bench_budget.py --pair de --stage transplant       # the zero-shot transplants (once)
-    heavy -x python3 benchmarks/bench_budget.py --pair de --stage train   # budgeted runs: a quiet machine
-    python3 benchmarks/bench_budget.py --pair de --stage score            # BPB of every folder (load-free)
+    heavy -x python3 benchmarks/bench_budget.py --pair de --stage train --methods default,fair \
+        --budgets 540 --side-by-side                                        # budgeted runs: a quiet machine
+    heavy -x python3 benchmarks/bench_budget.py --pair de --stage score --methods default,fair \
+        --budgets 0,540 --jobs 2                                            # BPB of every folder (load-free)
     python3 benchmarks/bench_budget.py --pair de --stage table --plot out/bench-budget/de.png
 
 Pairs: ``de`` SmolLM2-135M -> the 32k German BPE (trained on libreoffice:de:train, judged on
@@ -10,12 +12,15 @@ libreoffice:de:heldout and on German man pages, text from outside LibreOffice); 
 quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judged on
 libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
 
-- ``default``: the default transplant (graft) healed in heal's default mode;
-- ``emb-fvt`` / ``emb-graft``: plain LM-loss training of the embeddings from FVT / graft (ReTok);
+- ``default``: the default transplant (graft) healed in heal's default mode (embeddings);
+- ``emb-fvt``: plain LM-loss training of the embeddings from FVT (ReTok-style);
+- ``fit``: ``--mode fit`` from graft (hidden-state matching, output-row fit, then LM training);
 - ``alm``: ALM distillation from graft;
 - ``fair``: the original model with its own tokenizer trained the same way as the default, on
-  the same text for the same time (its input rows are its own, so fit mode skips matching them);
-- ``fair-emb``: the original model, LM-loss embedding training.
+  the same text for the same time.
+
+``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
+the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
 
 Ratio = BPB / BPB of the untouched original model with its own tokenizer on the same bytes
 (= 1.000). Training and scoring are separate stages: only training depends on the machine's
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -56,11 +62,10 @@ PAIRS = {
 # method -> (transplant it starts from: "graft" | "fvt" | "original", heal flags)
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
+    "fair": ("original", []),
     "emb-fvt": ("fvt", ["--mode", "embeddings"]),
-    "emb-graft": ("graft", ["--mode", "embeddings"]),
+    "fit": ("graft", ["--mode", "fit"]),
     "alm": ("graft", ["--mode", "alm"]),
-    "fair": ("original", ["--fit-input", "0"]),
-    "fair-emb": ("original", ["--mode", "embeddings"]),
 }
 
 
@@ -83,25 +88,38 @@ def stage_transplant(pair: Pair, root: Path) -> None:
         print(f"transplant {method}: {time.perf_counter() - t0:.0f} s (loading included)", flush=True)
 
 
-def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int]) -> None:
-    for method in methods:
-        start, flags = METHODS[method]
-        for budget in budgets:
+def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], side_by_side: bool) -> None:
+    runs = []
+    for budget in budgets:
+        for method in methods:
+            start, flags = METHODS[method]
             out = root / f"{method}-{budget}"
             if budget == 0 or (out / "heal.json").exists():
                 continue
-            t0 = time.perf_counter()
-            subprocess.run(tool("heal", "--model", start_folder(pair, start, root), "--corpus", pair.train,
-                                "--max-seconds", str(budget), "--device", "cpu", "--save-every", "0",
-                                "--eval-every", "0", "--no-progress", "--out", str(out), "--overwrite", *flags),
-                           check=True)
-            print(f"{method} {budget} s: finished in {time.perf_counter() - t0:.0f} s", flush=True)
+            runs.append((f"{method} {budget} s", out, tool(
+                "heal", "--model", start_folder(pair, start, root), "--corpus", pair.train, "--max-seconds",
+                str(budget), "--device", "cpu", "--save-every", "0", "--eval-every", "0", "--no-progress",
+                "--out", str(out), "--overwrite", *flags)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if side_by_side else None
+    width = 2 if side_by_side else 1
+    for i in range(0, len(runs), width):
+        t0 = time.perf_counter()
+        group = [(name, subprocess.Popen(cmd, env=env, stdout=open(f"{out}.log", "w"), stderr=subprocess.STDOUT))
+                 for name, out, cmd in runs[i:i + width]]
+        for name, proc in group:
+            if proc.wait():
+                raise SystemExit(f"{name} failed (exit {proc.returncode}); see its log")
+            print(f"{name}: finished after {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int) -> dict[str, Any]:
+def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: int = 0) -> dict[str, Any]:
+    import torch
+
     from tokengraft.assets import load_corpora, load_model, load_tokenizer
     from tokengraft.measure import EvalOptions, bits_per_byte
 
+    if threads:
+        torch.set_num_threads(threads)
     model, tok = load_model(folder), load_tokenizer(folder)
     out = {}
     for corpus in load_corpora(list(evals), max_bytes=max_bytes):
@@ -110,7 +128,12 @@ def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int) -> dict[st
     return out
 
 
-def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int) -> None:
+def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int, jobs: int,
+                only: set[str] | None = None) -> None:
+    """BPB of every folder not scored yet on these bytes (of the keys in ``only``, when given);
+    ``jobs`` processes of one thread each."""
+    from concurrent.futures import ProcessPoolExecutor
+
     path = root / "scores.json"
     scores = json.loads(path.read_text()) if path.exists() else {}
     todo = {"original": pair.base}
@@ -120,17 +143,22 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             folder = start_folder(pair, start, root) if budget == 0 else str(root / f"{method}-{budget}")
             if budget == 0 or Path(folder, "heal.json").exists():
                 todo[f"{method}-{budget}"] = folder
-    for key, folder in todo.items():
-        if key in scores and scores[key].get("max_bytes") == max_bytes:
-            continue
-        record = {"folder": folder, "max_bytes": max_bytes, "scores": score_folder(folder, pair.evals, max_bytes)}
-        heal_json = Path(folder, "heal.json")
-        if heal_json.exists():
-            heal_record = json.loads(heal_json.read_text())
-            record.update({k: heal_record.get(k) for k in ("steps", "tokens_seen", "budget_seconds", "seconds")})
-        scores[key] = record
-        path.write_text(json.dumps(scores, indent=1))
-        print(key, {k: round(v["bpb"], 4) for k, v in record["scores"].items()}, flush=True)
+    todo = {k: f for k, f in todo.items() if not (k in scores and scores[k].get("max_bytes") == max_bytes)
+            and (only is None or k in only)}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {key: pool.submit(score_folder, folder, pair.evals, max_bytes, 1 if jobs > 1 else 0)
+                   for key, folder in todo.items()}
+        for key, future in futures.items():
+            folder = todo[key]
+            record = {"folder": folder, "max_bytes": max_bytes, "scores": future.result()}
+            heal_json = Path(folder, "heal.json")
+            if heal_json.exists():
+                heal_record = json.loads(heal_json.read_text())
+                record.update({k: heal_record.get(k) for k in ("steps", "tokens_seen", "budget_seconds", "seconds")})
+            # another score process (other --methods) may have written meanwhile: keep its keys
+            scores = {**(json.loads(path.read_text()) if path.exists() else {}), key: record}
+            path.write_text(json.dumps(scores, indent=1))
+            print(key, {k: round(v["bpb"], 4) for k, v in record["scores"].items()}, flush=True)
 
 
 def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], plot: str | None) -> None:
@@ -181,6 +209,11 @@ def main() -> None:
     p.add_argument("--max-bytes", type=int, default=100_000, help="bytes of each held-out corpus scored")
     p.add_argument("--root", default=None, help=f"folder of the runs (default: {ROOT}/<pair>)")
     p.add_argument("--plot", default=None, help="PNG of ratio against seconds (table stage)")
+    p.add_argument("--jobs", type=int, default=1, help="score stage: folders scored at once (one thread each)")
+    p.add_argument("--only", default=None, help="score stage: only these keys (e.g. original,default-0), so that "
+                   "two score processes split the folders")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="train stage: two runs at a time (in the order budget, method), one torch thread each")
     args = p.parse_args()
     pair = PAIRS[args.pair]
     root = Path(args.root or ROOT / pair.name)
@@ -193,9 +226,10 @@ def main() -> None:
     if args.stage == "transplant":
         stage_transplant(pair, root)
     elif args.stage == "train":
-        stage_train(pair, root, methods, budgets)
+        stage_train(pair, root, methods, budgets, args.side_by_side)
     elif args.stage == "score":
-        stage_score(pair, root, methods, budgets, args.max_bytes)
+        stage_score(pair, root, methods, budgets, args.max_bytes, args.jobs,
+                    set(args.only.split(",")) if args.only else None)
     else:
         stage_table(pair, root, methods, budgets, args.plot)
 
