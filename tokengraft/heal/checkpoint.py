@@ -43,6 +43,16 @@ def checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
+def check_resume(root: Path, resume: bool) -> None:
+    """Refuse --resume without a checkpoint under ``root``, and a fresh start over an earlier run's checkpoints."""
+    found = checkpoints(root)
+    if resume and not found:
+        raise TokengraftError(f"--resume found no checkpoint in {root}; run without --resume to start from step 0")
+    if found and not resume:
+        raise TokengraftError(f"{root} holds checkpoints of an earlier run; pass --resume to continue it, "
+                              "or delete that folder to start over")
+
+
 def save(root: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` as the checkpoint of ``step``; keep the newest ``keep`` checkpoints."""
     target = root / f"step-{step:08d}"

@@ -65,12 +65,7 @@ def heal(options: HealOptions) -> HealResult:
 
 def _check_paths(options: HealOptions, out: Path, root: Path) -> None:
     check_output_dir(out, overwrite=options.overwrite, inputs={"input model": options.model, "teacher": options.teacher})
-    found = checkpoint.checkpoints(root)
-    if options.resume and not found:
-        raise TokengraftError(f"--resume found no checkpoint in {root}; run without --resume to start from step 0")
-    if found and not options.resume:
-        raise TokengraftError(f"{root} holds checkpoints of an earlier run; pass --resume to continue it, "
-                              "or delete that folder to start over")
+    checkpoint.check_resume(root, options.resume)
 
 
 def _fingerprint(options: HealOptions) -> dict[str, Any]:

@@ -21,21 +21,11 @@ import heapq
 from collections import defaultdict
 from typing import Iterable, Sequence
 
+from tokengraft.tokenizer.mixture_counts import merge_pair
+
 
 def _pairs(symbols: Sequence[int]) -> Iterable[tuple[int, int]]:
     return zip(symbols, symbols[1:])
-
-
-def _merge(symbols: list[int], a: int, b: int, z: int) -> list[int]:
-    out, i = [], 0
-    while i < len(symbols):
-        if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
-            out.append(z)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
 
 
 def batch_bpe(words: dict[tuple[int, ...], int], budget: int, min_count: int = 2,
@@ -71,7 +61,7 @@ def batch_bpe(words: dict[tuple[int, ...], int], budget: int, min_count: int = 2
             for p in _pairs(old):
                 pair_count[p] -= counts[w]
                 touched.add(p)
-            new = _merge(old, pair[0], pair[1], z)
+            new = merge_pair(old, pair[0], pair[1], z)
             symbols[w] = new
             for p in _pairs(old):
                 if p != pair:

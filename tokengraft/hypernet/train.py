@@ -211,12 +211,7 @@ def train_hypernet(options: HypernetTrainOptions) -> Path:
 def _check_paths(options: HypernetTrainOptions, out: Path, root: Path) -> None:
     if out.exists() and not options.overwrite:
         raise TokengraftError(f"output folder {out} already exists; choose another --out or pass --overwrite")
-    found = checkpoint.checkpoints(root)
-    if options.resume and not found:
-        raise TokengraftError(f"--resume found no checkpoint in {root}; run without --resume to start from step 0")
-    if found and not options.resume:
-        raise TokengraftError(f"{root} holds checkpoints of an earlier run; pass --resume to continue it, "
-                              "or delete that folder to start over")
+    checkpoint.check_resume(root, options.resume)
 
 
 def build_trainer(options: HypernetTrainOptions, accelerator: Any) -> Trainer:

@@ -62,7 +62,8 @@ def _pairs(word: Sequence[int], base: int) -> Counter[int]:
     return Counter(word[i] * base + word[i + 1] for i in range(len(word) - 1))
 
 
-def _apply(word: list[int], a: int, b: int, new: int) -> list[int]:
+def merge_pair(word: list[int], a: int, b: int, new: int) -> list[int]:
+    """``word`` with every non-overlapping ``a b`` (left to right) replaced by ``new``."""
     out, i, n = [], 0, len(word)
     while i < n:
         if i + 1 < n and word[i] == a and word[i + 1] == b:
@@ -97,7 +98,7 @@ def count_pairs(words: Sequence[Sequence[int]], weights: Sequence[int], merges: 
         change: Counter[int] = Counter()
         for idx in where.pop(key, ()):
             word = seqs[idx]
-            merged = _apply(word, a, b, new)
+            merged = merge_pair(word, a, b, new)
             if len(merged) == len(word):
                 continue  # stale index entry: an earlier merge consumed the pair here
             before, after = _pairs(word, base), _pairs(merged, base)
@@ -141,5 +142,5 @@ def recount_pairs(words: Sequence[Sequence[int]], weights: Sequence[int], merges
         out.append(dict(counts))
         if step < len(merges):
             (a, b), new = merges[step], results[step]
-            seqs = [_apply(word, a, b, new) for word in seqs]
+            seqs = [merge_pair(word, a, b, new) for word in seqs]
     return out
