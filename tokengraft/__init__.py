@@ -17,8 +17,7 @@ be the function or the subpackage depending on what was imported first.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tokengraft.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -37,9 +36,4 @@ _EXPORTS = {
     "ByteModel": "tokengraft.bytelevel", "generate": "tokengraft.bytelevel", "score_corpora": "tokengraft.bytelevel",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'tokengraft' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

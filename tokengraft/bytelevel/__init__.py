@@ -12,8 +12,7 @@ writes text byte by byte from one model or a mixture.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tokengraft.lazy import lazy_exports
 
 _WHERE = {
     "ByteModel": "model", "ByteState": "model", "ByteOptions": "options", "ByteScore": "options",
@@ -22,9 +21,4 @@ _WHERE = {
     "continuation_logprobs": "boundary",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)

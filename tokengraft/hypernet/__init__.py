@@ -12,8 +12,7 @@ rows (relative to FVT, so an untrained one is FVT); ``load_hypernet(folder)`` lo
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tokengraft.lazy import lazy_exports
 
 _EXPORTS = {
     "Hypernet": "tokengraft.hypernet.model",
@@ -26,9 +25,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,7 @@ reads to build its flags) does not pull in torch.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tokengraft.lazy import lazy_exports
 
 _WHERE = {
     "EvalOptions": "options", "EvalResult": "options", "bits_per_byte": "bpb",
@@ -17,11 +16,4 @@ _WHERE = {
     "resolve_start_token": "tokengraft.lm.start",  # lives below both measure and transplant
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    where = _WHERE[name]
-    module = where if "." in where else f"{__name__}.{where}"
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -8,8 +8,7 @@ does not pull in the orchestration, and the orchestration can import the methods
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from tokengraft.lazy import lazy_exports
 
 _EXPORTS = {
     "TransplantOptions": "tokengraft.transplant.options",
@@ -29,9 +28,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tokengraft.transplant' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
