@@ -40,7 +40,7 @@ from typing import Any
 
 ROOT = Path("out/bench-budget")
 BUDGETS = (0, 60, 180, 540)
-ARTIFACTS = Path("/work/artifacts")
+ARTIFACTS = Path("out")  # tokenizers made as the README does: out/tok-<lang>-bpe32k
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def main() -> None:
     from tokengraft.measure import EvalOptions, bits_per_byte
     from tokengraft.transplant.core import transplant_model
 
-    tokenizer = args.tokenizer or f"/work/artifacts/tok-{args.lang}-bpe32k"
+    tokenizer = args.tokenizer or f"out/tok-{args.lang}-bpe32k"
     model, old_tok, new_tok = load_model(args.model), load_tokenizer(args.model), load_tokenizer(tokenizer)
     text = Path(f"out/deepfocus-{args.lang}-{args.corpus_split}.txt")
     text.parent.mkdir(parents=True, exist_ok=True)

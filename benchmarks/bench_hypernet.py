@@ -1,8 +1,8 @@
 """Hypernetwork transplants against FVT and graft: BPB ratio on the same bytes (a table, not a test).
 
-    python3 benchmarks/bench_hypernet.py --hypernet out/hn --tokenizer /work/artifacts/tok-de-bpe32k \\
+    python3 benchmarks/bench_hypernet.py --hypernet out/hn --tokenizer out/tok-de-bpe32k \\
         --eval libreoffice:de:heldout --max-bytes 30000 --methods original,fvt,graft,hypernet --json out/hn-de.json
-    python3 benchmarks/bench_hypernet.py --hypernet out/hn-a out/hn-b --tokenizer /work/artifacts/tok-fr-bpe32k \\
+    python3 benchmarks/bench_hypernet.py --hypernet out/hn-a out/hn-b --tokenizer out/tok-fr-bpe32k \\
         --eval libreoffice:fr:dev --max-bytes 20000 --methods original,fvt,hypernet     # tuning: a dev slice
 
 Each method transplants a freshly loaded base model in this process and scores every eval

@@ -1,7 +1,7 @@
 """OMP without a donor, in a sentence embedder's space, beside FVT (a table, not a test).
 
-    python3 benchmarks/bench_omp_aux.py --lang de --tokenizer /work/artifacts/tok-de-bpe32k
-    python3 benchmarks/bench_omp_aux.py --lang fr --tokenizer /work/artifacts/tok-fr-bpe32k --ks 8,32,64
+    python3 benchmarks/bench_omp_aux.py --lang de --tokenizer out/tok-de-bpe32k
+    python3 benchmarks/bench_omp_aux.py --lang fr --tokenizer out/tok-fr-bpe32k --ks 8,32,64
 
 Each transplant goes through ``transplant(TransplantOptions(...))``, the path of
 ``tokengraft transplant --method omp --aux minilm-l6``. ``k`` is chosen on the first

@@ -11,7 +11,7 @@ Each method runs on a fresh copy of the model loaded once.
 The target text is ``libreoffice:<lang>:<corpus-split>`` (FOCUS's static vectors, WECHSEL's
 target word vectors, trans-tokenization's target side); English is ``libreoffice:en:<corpus-split>``
 (WECHSEL's source words; trans-tokenization aligns each page with its English version line by
-line). The new tokenizer is ``/work/artifacts/tok-<lang>-bpe32k`` unless ``--tokenizer``. Prints a
+line). The new tokenizer is ``out/tok-<lang>-bpe32k`` unless ``--tokenizer``. Prints a
 JSON line per run: BPB (first ``--max-bytes`` of the scored corpus), the rows' sources, seconds, and
 for transtok the alignment figures (line pairs, word links, aligner seconds, coverage of the
 non-copied tokens: the share that got an aligned row).
@@ -119,7 +119,7 @@ def main() -> None:
                    help="semicolon-separated groups of specs compared on :dev (text :fit) first; the best of each"
                         " group replaces the group's first spec in --methods")
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--tokenizer", default=None, help="default /work/artifacts/tok-<lang>-bpe32k")
+    p.add_argument("--tokenizer", default=None, help="default out/tok-<lang>-bpe32k")
     p.add_argument("--corpus-split", default="train")
     p.add_argument("--eval", required=True)
     p.add_argument("--max-bytes", type=int, default=30_000)
@@ -128,7 +128,7 @@ def main() -> None:
 
     from tokengraft.assets import load_model, load_tokenizer
 
-    tokenizer = args.tokenizer or f"/work/artifacts/tok-{args.lang}-bpe32k"
+    tokenizer = args.tokenizer or f"out/tok-{args.lang}-bpe32k"
     loaded = {"model": load_model(args.model), "old_tok": load_tokenizer(args.model),
               "new_tok": load_tokenizer(tokenizer)}
     records, methods = [], args.methods.split(",")
