@@ -1,8 +1,8 @@
 """The FOCUS reference (PyPI ``deepfocus`` 1.0.1) on the same transplant, scored like tokengraft's methods.
 
-    python3 -m venv --system-site-packages /work/venvs/deepfocus
-    /work/venvs/deepfocus/bin/pip install --no-deps deepfocus==1.0.1 entmax fastdist print-on-steroids numba
-    PYTHONPATH=. /work/venvs/deepfocus/bin/python benchmarks/bench_deepfocus.py --lang de --eval libreoffice:de:heldout
+    python3 -m venv --system-site-packages .venvs/deepfocus
+    .venvs/deepfocus/bin/pip install --no-deps deepfocus==1.0.1 entmax fastdist print-on-steroids numba
+    PYTHONPATH=. .venvs/deepfocus/bin/python benchmarks/bench_deepfocus.py --lang de --eval libreoffice:de:heldout
 
 (deepfocus pins old versions of its dependencies; ``--no-deps`` plus what it imports works, with the
 system's torch, transformers, datasets and fasttext-wheel.) deepfocus trains its fastText CBOW on

@@ -7,9 +7,9 @@ A seeded random subset of ``--targets`` new tokens is timed per tool and the tim
 linearly to all of them (batches are independent, so the cost is linear in the number of targets).
 
     python3 benchmarks/bench_omp.py --targets 2048 --k 8,64                  # tokengraft only
-    /work/venvs/mergekit/bin/python benchmarks/bench_omp.py --mergekit ...   # + mergekit 0.1.5
+    .venvs/mergekit/bin/python benchmarks/bench_omp.py --mergekit ...   # + mergekit 0.1.5
 
-(``/work/venvs/mergekit``: ``python3 -m venv --system-site-packages`` + ``pip install --no-deps
+(``.venvs/mergekit``: ``python3 -m venv --system-site-packages`` + ``pip install --no-deps
 mergekit==0.1.5 immutables click pydantic``; it sees the system's torch and, run from the repository
 root, this checkout.) ``--random`` uses Gaussian rows of the same shape instead of the real pair.
 
