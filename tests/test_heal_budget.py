@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tokengraft.heal import budget as budget_module
 from tokengraft.heal.budget import WRITE_BASE, WRITE_RATE, Clock
@@ -82,3 +83,15 @@ def test_step_counts_and_budgets_combine() -> None:
     fit = HealOptions(model="m", corpus=["c"], mode="fit")
     assert fit.budget == DEFAULT_FIT_SECONDS and fit.total_steps() is None
     assert HealOptions(model="m", corpus=["c"], mode="fit", max_seconds=30).budget == 30
+
+
+@pytest.mark.parametrize("native, expected", [(torch.bfloat16, "bf16"), (torch.float32, "no")])
+def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native, expected):
+    from tokengraft.heal.options import HealOptions
+    from tokengraft.heal.setup import make_accelerator
+    from tokengraft.lm import precision
+
+    monkeypatch.setattr(precision, "compute_dtype", lambda name, device: native)
+    accelerator = make_accelerator(HealOptions(model="m", corpus=["c"], device="cpu"))
+    assert accelerator.mixed_precision == expected
+    assert make_accelerator(HealOptions(model="m", corpus=["c"], device="cpu", precision="fp32")).mixed_precision == "no"

@@ -176,3 +176,33 @@ def test_fit_mode_fits_both_matrices_within_its_budget_and_resumes(heal_world, t
     resumed = heal(options(heal_world, tmp_path, mode="fit", steps=None, max_seconds=budget, resume=True,
                            overwrite=True))
     assert resumed.steps > result.steps and json.loads((resumed.out / "heal.json").read_text())["fit"] == fit
+
+
+def _untied_student(world, folder):
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from tokengraft.fit.rows import untie
+
+    shutil.copytree(world["student"], folder)
+    model = AutoModelForCausalLM.from_pretrained(world["student"])
+    assert untie(model)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("rows, moves", [("input", "model.embed_tokens.weight"), ("output", "lm_head.weight")])
+def test_rows_trains_one_matrix_and_keeps_the_other_bit_identical(heal_world, tmp_path, rows, moves):  # noqa: F811
+    student = _untied_student(heal_world, tmp_path / "untied")
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, rows=rows))
+    before, after = weights(student), weights(result.out)
+    assert {k for k in before if not torch.equal(before[k], after[k])} == {moves}
+
+
+def test_rows_on_a_tied_model_is_a_clear_error(heal_world, tmp_path):  # noqa: F811
+    from tokengraft.errors import TokengraftError
+
+    with pytest.raises(TokengraftError, match="tied matrix; use --rows both"):
+        heal(options(heal_world, tmp_path, steps=2, rows="input"))
+    assert not (tmp_path / "out").exists()

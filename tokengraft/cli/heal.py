@@ -20,7 +20,7 @@ EPILOG = """examples:
 
 def register(subparsers: Any) -> None:
     from tokengraft.cli.flags import add_option_flags
-    from tokengraft.heal.options import ALM_PARAMS, DEVICES, FIT_LOSSES, MODES, PRECISIONS, HealOptions
+    from tokengraft.heal.options import ALM_PARAMS, DEVICES, FIT_LOSSES, MODES, PRECISIONS, ROWS, HealOptions
 
     p = subparsers.add_parser(
         "heal", help="train a transplanted model back to health (embeddings, ALM, LoRA, full)",
@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     budget = ("steps", "tokens")  # one or the other
     add_option_flags(p, HealOptions, skip=budget, required=("model", "corpus"), flags={"progress": "--no-progress"},
                      choices={"mode": MODES, "alm_params": ALM_PARAMS, "device": DEVICES, "precision": PRECISIONS,
-                              "fit_loss": FIT_LOSSES},
+                              "fit_loss": FIT_LOSSES, "rows": ROWS},
                      metavars={"model": "DIR", "corpus": "CORPUS", "teacher": "SPEC", "eval": "CORPUS", "out": "DIR"})
     add_option_flags(p.add_mutually_exclusive_group(), HealOptions, only=budget)
     p.set_defaults(func=run)

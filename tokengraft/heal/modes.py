@@ -36,6 +36,15 @@ def mask_rows(param: torch.nn.Parameter, frozen: torch.Tensor) -> None:
     param.register_hook(lambda grad: grad * keep.to(grad.dtype))
 
 
+def train_one_matrix(model: Any, rows: str) -> None:
+    """Freeze the input (``rows="output"``) or output (``rows="input"``) embedding matrix."""
+    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head is None or head.weight is emb.weight:
+        raise TokengraftError(f"--rows {rows} trains one embedding matrix, but this model's input and output "
+                              "embeddings are one tied matrix; use --rows both")
+    (head if rows == "input" else emb).weight.requires_grad_(False)
+
+
 def _linear_targets(model: Any) -> list[str]:
     head = model.get_output_embeddings()
     names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules()

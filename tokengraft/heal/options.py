@@ -16,6 +16,7 @@ MODES = ("embeddings", "fit", "alm", "full", "lora")
 FIT_LOSSES = ("mse", "kl")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
+ROWS = ("both", "input", "output")
 DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
@@ -48,6 +49,7 @@ class HealOptions:
     alm_lm_weight: float = 0.0                   # weight of the ordinary LM loss added to the ALM loss
     alm_params: str = "embeddings"               # what ALM trains: embeddings | full | lora
     only_new: bool = False                       # train only embedding rows the transplant did not copy
+    rows: str = "both"                           # embedding matrices trained: both | input | output (untied models)
     fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
     fit_output: float = 0.2                      # fit mode: share caching final states and fitting output rows
     fit_layer: int | None = None                 # fit mode: layers the hidden states are matched after (None: 1/3)
@@ -68,7 +70,7 @@ class HealOptions:
     resume: bool = False                         # continue from the newest checkpoint of ``out``
     seed: int = 0
     device: str = "auto"                         # auto | cpu | cuda (several GPUs: accelerate launch)
-    precision: str = "auto"                      # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"                      # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16
     progress: bool = True                        # progress bar with loss, tokens/s and ETA
     push_to_hub: str | None = None               # upload the written folder to this hub repository (user/name)
     public: bool = False                         # make the hub repository public (default: private)
@@ -150,6 +152,11 @@ class HealOptions:
             bad("--lr and --tau must be positive")
         if self.only_new and self.trains != "embeddings":
             bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
+        if self.rows not in ROWS:
+            bad(f"unknown --rows {self.rows!r}; choose one of {', '.join(ROWS)}")
+        if self.rows != "both" and self.trains != "embeddings":
+            bad("--rows chooses an embedding matrix, so it needs --mode embeddings or fit "
+                "(or alm with --alm-params embeddings)")
         if self.teacher is not None and self.mode not in ("alm", "fit"):
             bad("--teacher is only used by --mode alm and fit; drop it or choose one of those")
         if self.mode == "fit":
