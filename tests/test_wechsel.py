@@ -128,6 +128,26 @@ def test_wechsel_tokens_without_a_vector_get_fvt_rows():
     assert result.source[2] == "fvt"
 
 
+def test_wechsel_mixes_fvt_into_neighbour_rows_and_drops_weak_neighbours():
+    problem = make_problem(0)
+    problem.pieces[1] = [0, 3]          # x spelled a + <3> by the old tokenizer: FVT row (3, 2.5)
+    fvt_row = (OLD[0] + OLD[3]) / 2
+    plain = run_contract("wechsel", make_problem(0), WechselOptions(neighbours=2)).rows[1]
+    mixed = run_contract("wechsel", problem, WechselOptions(neighbours=2, fvt_share=0.25))
+    torch.testing.assert_close(mixed.rows[1], 0.75 * plain + 0.25 * fvt_row)
+    assert mixed.source[1] == "wechsel"
+    # x's best neighbour has cosine 1.0: kept at 0.99, replaced by FVT above it
+    kept = run_contract("wechsel", make_problem(0), WechselOptions(neighbours=2, min_similarity=0.99))
+    torch.testing.assert_close(kept.rows[1], plain)
+    weak = run_contract("wechsel", problem, WechselOptions(neighbours=2, min_similarity=1.01, fvt_share=0.25))
+    torch.testing.assert_close(weak.rows[1], fvt_row)
+    assert weak.source[1] == "fvt"
+    paper = run_contract("wechsel", problem, WechselOptions(neighbours=2, min_similarity=1.01, paper=True))
+    torch.testing.assert_close(paper.rows[1], plain)  # the paper: no threshold, no mix
+    with pytest.raises(TokengraftError, match="fvt_share"):
+        run_contract("wechsel", problem, WechselOptions(fvt_share=1.5))
+
+
 def test_nearest_is_chunk_invariant_and_masks():
     gen = torch.Generator().manual_seed(5)
     q, k = torch.randn(17, 4, generator=gen), torch.randn(9, 4, generator=gen)

@@ -93,7 +93,7 @@ def bilingual_aux(request: AuxRequest, options: None) -> AuxVectors:
         from tokengraft.transplant.auxiliary.wordvectors import cached_word_space
 
         old, new, facts = cached_word_space(request.old_bytes, request.new_bytes, source, target, dictionary or [],
-                                            request.cache)
+                                            request.cache, tokenizers=(request.old_tokenizer, request.new_tokenizer))
         return AuxVectors(new=new, old=old, extras={"dictionary_pairs": len(dictionary or []), **facts})
     old_tokenizer = need(request.old_tokenizer, "bilingual", "the old tokenizer")
     new_tokenizer = need(request.new_tokenizer, "bilingual", "the new tokenizer")

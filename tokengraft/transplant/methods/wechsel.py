@@ -30,7 +30,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import validate
-from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, has_vector, initial_sources
+from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, has_vector, initial_sources, mix_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ class WechselOptions:
     temperature: float = 0.1    # reference: softmax(sim / 0.1)
     chunk_size: int = 2048      # new tokens per similarity block (memory: chunk x V_old floats)
     fallback: str = PIECES      # tokens without a vector: "fvt" (mean of old pieces), "mean" row, "normal" draw
-    paper: bool = False         # the paper's behaviour: seeded normal rows for tokens without a vector
+    min_similarity: float = -1.0  # best neighbour's cosine below this: the token gets the fallback (FVT) instead
+    fvt_share: float = 0.0      # share of FVT's row mixed into neighbour rows: (1 - s) neighbours + s FVT
+    paper: bool = False         # the paper's behaviour: seeded normal rows for tokens without a vector, no FVT mix
 
 
 def nearest(
@@ -78,6 +80,9 @@ def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
     """WECHSEL: softmax-weighted nearest old tokens in an aligned bilingual auxiliary space."""
     validate(problem)
     fallback = "normal" if options.paper else check_fill(options.fallback)
+    if not 0.0 <= options.fvt_share <= 1.0:
+        raise TokengraftError(f"wechsel fvt_share={options.fvt_share} is out of range; use 0 <= fvt_share <= 1")
+    min_similarity, fvt_share = (-1.0, 0.0) if options.paper else (options.min_similarity, options.fvt_share)
     if problem.aux_new is None or problem.aux_old is None:
         raise TokengraftError("wechsel needs problem.aux_new and problem.aux_old in one aligned space")
     if problem.aux_new.shape[1] != problem.aux_old.shape[1]:
@@ -89,11 +94,19 @@ def wechsel(problem: InitProblem, options: WechselOptions) -> InitResult:
         logger.warning("wechsel: no old token has an auxiliary vector; every new token falls back")
         return complete(problem, rows, source, fallback)
     targets = ((problem.copied < 0) & has_vector(problem.aux_new)).nonzero().squeeze(1)
+    placed = []
     for start in range(0, targets.numel(), options.chunk_size):
         block = targets[start:start + options.chunk_size]
         sims, ids = nearest(problem.aux_new[block], problem.aux_old, options.neighbours, usable, options.chunk_size)
-        rows[block] = softmax_rows(sims, ids, problem.old, options.temperature)
-    for i in targets.tolist():
+        near = sims[:, 0] >= min_similarity  # weak neighbours: leave the token to the fallback
+        rows[block[near]] = softmax_rows(sims[near], ids[near], problem.old, options.temperature)
+        placed.append(block[near])
+    placed_ids = torch.cat(placed) if placed else targets
+    mix_pieces(problem, rows, placed_ids, fvt_share)
+    for i in placed_ids.tolist():
         source[i] = "wechsel"
-    logger.info("wechsel: %d tokens from neighbours, %d copied", targets.numel(), int((problem.copied >= 0).sum()))
+    for i in sorted(set(targets.tolist()) - set(placed_ids.tolist())):
+        source[i] = "fallback:weak-neighbours"
+    logger.info("wechsel: %d tokens from neighbours, %d with weak neighbours, %d copied", placed_ids.numel(),
+                targets.numel() - placed_ids.numel(), int((problem.copied >= 0).sum()))
     return complete(problem, rows, source, fallback)
