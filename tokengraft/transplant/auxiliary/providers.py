@@ -22,7 +22,8 @@ import torch
 from tokengraft.transplant.auxiliary.bilingual import bilingual_alignment, load_dictionary
 from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
 from tokengraft.transplant.auxiliary.registry import AuxRequest, AuxVectors, need, provider
-from tokengraft.transplant.auxiliary.static import StaticOptions, encode_texts, static_embeddings_from_ids
+from tokengraft.transplant.auxiliary.static import (StaticOptions, encode_texts, static_embeddings_from_ids,
+                                                   tokenizer_key)
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 from tokengraft.transplant.auxiliary.strings import token_strings, vocabulary_vectors
 
@@ -45,7 +46,7 @@ def static_token_embeddings(
     """
     options = options or StaticOptions()
     vocab_size = vocab_size or _vocab_size(tokenizer)
-    path = cache_file(cache, "static", [_tokenizer_key(tokenizer), repr(options), str(vocab_size), *texts])
+    path = cache_file(cache, "static", [tokenizer_key(tokenizer), repr(options), str(vocab_size), *texts])
     if path is not None and path.exists():
         return load_vectors(path)
     start = time.perf_counter()
@@ -121,8 +122,3 @@ def _vocab_size(tokenizer: Any) -> int:
     if hasattr(tokenizer, "get_vocab_size"):
         return tokenizer.get_vocab_size(with_added_tokens=True)
     return len(tokenizer)
-
-
-def _tokenizer_key(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    return backend.to_str() if hasattr(backend, "to_str") else repr(sorted(tokenizer.get_vocab().items()))

@@ -182,10 +182,10 @@ def cached_word_space(old_bytes: Sequence[bytes | None], new_bytes: Sequence[byt
     options = options or WordVectorOptions()
     key = [repr(options), repr(list(old_bytes)), repr(list(new_bytes)), repr(sorted(dictionary)),
            str(len(source_texts)), *source_texts, "\x00target", *target_texts]
-    if options.token_vectors == "words" and tokenizers is not None:  # the tokenizations matter, not just the vocabularies
-        from tokengraft.transplant.auxiliary.providers import _tokenizer_key
+    if options.token_vectors == "words" and tokenizers is not None:  # tokenizations matter, not only vocabularies
+        from tokengraft.transplant.auxiliary.static import tokenizer_key
 
-        key += ["\x00tokenizers", *map(_tokenizer_key, tokenizers)]
+        key += ["\x00tokenizers", *map(tokenizer_key, tokenizers)]
     old_path, new_path = cache_file(cache, "wechsel-old", key), cache_file(cache, "wechsel-new", key)
     if old_path is not None and old_path.exists() and new_path.exists():
         return load_vectors(old_path), load_vectors(new_path), {"cached": True}
