@@ -64,6 +64,23 @@ def test_hypernet_train_cli_and_dynamic_eval(hn_world, tmp_path, capsys):  # noq
                  "--dynamic", "--hypernet", str(out)]) == 2  # another base model: refused
 
 
+def test_apply_timing_script_reports_each_repeat_and_a_load_only_run(hn_world, tmp_path):  # noqa: F811
+    from test_hypernet import untrained_folder
+
+    folder = untrained_folder(hn_world, tmp_path / "hn")
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "time_hypernet.py")
+    common = [sys.executable, script, "--model", str(hn_world["base"]), "--tokenizer", str(hn_world["newtok"]),
+              "--hypernet", str(folder)]
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), ".."), "OMP_NUM_THREADS": "1"}
+    subprocess.run([*common, "--repeat", "2", "--json", str(tmp_path / "t.json")], check=True, env=env,
+                   capture_output=True)
+    timed = json.loads((tmp_path / "t.json").read_text())
+    assert timed["new_vocab"] == 360 and len(timed["apply_seconds"]) == 2 and timed["apply_median"] > 0
+    loaded = json.loads(subprocess.run([*common, "--load-only"], check=True, env=env, capture_output=True,
+                                       text=True).stdout.splitlines()[-1])
+    assert loaded["apply_seconds"] == [] and loaded["apply_median"] is None and loaded["load_seconds"] > 0
+
+
 def test_dynamic_eval_without_merges_equals_the_bpb_meter(hn_world):  # noqa: F811
     from tokengraft.assets import load_corpus, load_model, load_tokenizer
     from tokengraft.hypernet.base import Base
