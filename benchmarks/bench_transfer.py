@@ -43,15 +43,15 @@ def aux_inputs(args: argparse.Namespace, old_tok: Any, new_tok: Any, n_old: int)
         from tokengraft.transplant.auxiliary import StaticOptions, static_token_embeddings
 
         vectors = static_token_embeddings(final, target_corpus.texts(), StaticOptions(algorithm=args.static),
-                                          len(new_bytes))
+                                          len(new_bytes), args.cache)
         return Inputs(aux_new=vectors), {"aux_seconds": round(time.perf_counter() - start, 1)}
     if args.method == "wechsel":
         from tokengraft.transplant.auxiliary.bilingual import load_dictionary
-        from tokengraft.transplant.auxiliary.wordvectors import cached_word_space
+        from tokengraft.transplant.auxiliary.wordvectors import WordVectorOptions, cached_word_space
 
         dictionary = load_dictionary("en", args.lang)
         old, new, facts = cached_word_space(old_bytes, new_bytes, source_corpus.texts(), target_corpus.texts(),
-                                            dictionary, None)
+                                            dictionary, args.cache, WordVectorOptions(**args.words), (old_tok, final))
         return Inputs(aux_new=new, aux_old=old), {**facts, "aux_seconds": round(time.perf_counter() - start, 1)}
     if args.method == "transtok":
         from tokengraft.transplant.auxiliary.alignment import page_line_pairs, token_alignment
@@ -66,17 +66,21 @@ def aux_inputs(args: argparse.Namespace, old_tok: Any, new_tok: Any, n_old: int)
     return Inputs(), {}
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
-    """``focus@static=fasttext@paper=true`` -> ("focus", {"paper": True}, "fasttext")."""
+def parse_spec(spec: str) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """``wechsel@static=fasttext@paper=true@words.epochs=20`` -> ("wechsel", {"paper": True}, "fasttext",
+    {"epochs": 20}): method options, FOCUS's static algorithm, WECHSEL's word-vector options."""
     name, *parts = spec.split("@")
-    options, static = {}, "ppmi"
+    options, static, words = {}, "ppmi", {}
     for part in parts:
         key, value = part.split("=", 1)
+        parsed = json.loads(value) if value[:1] in "0123456789-[{tf" else value
         if key == "static":
             static = value
+        elif key.startswith("words."):
+            words[key.removeprefix("words.")] = parsed
         else:
-            options[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
-    return name, options, static
+            options[key] = parsed
+    return name, options, static, words
 
 
 def run_one(args: argparse.Namespace, spec: str, split: str, evaluate: str, loaded: dict) -> dict:
@@ -87,16 +91,23 @@ def run_one(args: argparse.Namespace, spec: str, split: str, evaluate: str, load
     from tokengraft.measure import EvalOptions, bits_per_byte
     from tokengraft.transplant.core import transplant_model
 
-    name, options, static = parse_spec(spec)
+    name, options, static, words = parse_spec(spec)
     corpus = load_corpora([evaluate], max_bytes=args.max_bytes)
     model, old_tok = copy.deepcopy(loaded["model"]), loaded["old_tok"]
     if name == "original":
         with torch.no_grad():
             bpb = bits_per_byte(model, old_tok, corpus, EvalOptions()).bpb
         return {"spec": spec, "eval": evaluate, "bpb": round(bpb, 4)}
-    run_args = argparse.Namespace(**{**vars(args), "method": name, "static": static, "corpus_split": split})
+    run_args = argparse.Namespace(**{**vars(args), "method": name, "static": static, "words": words,
+                                     "corpus_split": split})
     start = time.perf_counter()
-    inputs, facts = aux_inputs(run_args, old_tok, loaded["new_tok"], model.get_input_embeddings().weight.shape[0])
+    key = (name, static, repr(sorted(words.items())), split)  # specs of one method share their inputs (e.g. transtok's alignment)
+    cached = key in loaded["inputs"]
+    if not cached:
+        loaded["inputs"][key] = aux_inputs(run_args, old_tok, loaded["new_tok"],
+                                           model.get_input_embeddings().weight.shape[0])
+    inputs, facts = loaded["inputs"][key]
+    facts = {**facts, "inputs_reused": True} if cached else dict(facts)
     model, tok, diagnostics = transplant_model(model, old_tok, loaded["new_tok"], name, inputs=inputs,
                                                method_options=options)
     seconds = time.perf_counter() - start
@@ -124,13 +135,14 @@ def main() -> None:
     p.add_argument("--eval", required=True)
     p.add_argument("--max-bytes", type=int, default=30_000)
     p.add_argument("--json", default=None)
+    p.add_argument("--cache", default="", help="folder for auxiliary vectors (static, WECHSEL's space); '' = none")
     args = p.parse_args()
 
     from tokengraft.assets import load_model, load_tokenizer
 
     tokenizer = args.tokenizer or f"out/tok-{args.lang}-bpe32k"
     loaded = {"model": load_model(args.model), "old_tok": load_tokenizer(args.model),
-              "new_tok": load_tokenizer(tokenizer)}
+              "new_tok": load_tokenizer(tokenizer), "inputs": {}}
     records, methods = [], args.methods.split(",")
     for group in filter(None, args.choose.split(";")):
         specs = group.split(",")

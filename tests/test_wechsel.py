@@ -13,7 +13,7 @@ from tokengraft.transplant.auxiliary.bilingual import (
     read_dictd, token_pairs,
 )
 from tokengraft.transplant.methods.base import METHODS, InitProblem
-from tokengraft.transplant.methods.wechsel import WechselOptions, nearest, wechsel
+from tokengraft.transplant.methods.wechsel import WechselOptions, hubness, nearest, softmax_rows, wechsel
 from transplant_fixtures import run_contract
 
 
@@ -126,6 +126,48 @@ def test_wechsel_tokens_without_a_vector_get_fvt_rows():
     result = run_contract("wechsel", problem, WechselOptions())
     torch.testing.assert_close(result.rows[2], (OLD[1] + OLD[2]) / 2)
     assert result.source[2] == "fvt"
+
+
+def test_wechsel_mixes_fvt_into_neighbour_rows_and_drops_weak_neighbours():
+    problem = make_problem(0)
+    problem.pieces[1] = [0, 3]          # x spelled a + <3> by the old tokenizer: FVT row (3, 2.5)
+    fvt_row = (OLD[0] + OLD[3]) / 2
+    plain = run_contract("wechsel", make_problem(0), WechselOptions(neighbours=2)).rows[1]
+    mixed = run_contract("wechsel", problem, WechselOptions(neighbours=2, fvt_share=0.25))
+    torch.testing.assert_close(mixed.rows[1], 0.75 * plain + 0.25 * fvt_row)
+    assert mixed.source[1] == "wechsel"
+    # x's best neighbour has cosine 1.0: kept at 0.99, replaced by FVT above it
+    kept = run_contract("wechsel", make_problem(0), WechselOptions(neighbours=2, min_similarity=0.99))
+    torch.testing.assert_close(kept.rows[1], plain)
+    weak = run_contract("wechsel", problem, WechselOptions(neighbours=2, min_similarity=1.01, fvt_share=0.25))
+    torch.testing.assert_close(weak.rows[1], fvt_row)
+    assert weak.source[1] == "fvt"
+    paper = run_contract("wechsel", problem, WechselOptions(neighbours=2, min_similarity=1.01, paper=True))
+    torch.testing.assert_close(paper.rows[1], plain)  # the paper: no threshold, no mix
+    with pytest.raises(TokengraftError, match="fvt_share"):
+        run_contract("wechsel", problem, WechselOptions(fvt_share=1.5))
+
+
+def test_softmax_rows_can_keep_the_neighbours_norm():
+    sims, ids = torch.tensor([[1.0, 1.0]]), torch.tensor([[0, 1]])
+    old = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+    torch.testing.assert_close(softmax_rows(sims, ids, old, 0.1), torch.tensor([[1.5, 0.5]]))
+    kept = softmax_rows(sims, ids, old, 0.1, match_norms=True)      # norm (3 + 1) / 2 = 2, direction kept
+    torch.testing.assert_close(kept, torch.tensor([[1.5, 0.5]]) * 2 / math.sqrt(2.5))
+
+
+def test_csls_penalises_hub_keys():
+    keys, queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    r = 1 / math.sqrt(2)
+    torch.testing.assert_close(hubness(keys, queries, 2), torch.tensor([(1 + r) / 2, r / 2]))
+    sims, ids = nearest(torch.tensor([[1.0, 1.01]]), keys, 2)
+    assert ids.tolist() == [[1, 0]]
+    sims, ids = nearest(torch.tensor([[1.01, 1.0]]), keys, 2, penalty=torch.tensor([0.5, 0.0]))
+    assert ids.tolist() == [[1, 0]]                                    # scored by cos - penalty
+    h = math.hypot(1.01, 1.0)
+    torch.testing.assert_close(sims, torch.tensor([[1.0 / h, 1.01 / h - 0.5]]))
+    result = run_contract("wechsel", make_problem(), WechselOptions(neighbours=2, csls=2))
+    assert result.source == ["copied", "wechsel", "fallback:no-aux"] and torch.isfinite(result.rows).all()
 
 
 def test_nearest_is_chunk_invariant_and_masks():

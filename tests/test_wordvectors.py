@@ -8,7 +8,7 @@ import torch
 
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.auxiliary.wordvectors import (
-    WordVectorOptions, train_word_vectors, wechsel_word_space, word_rotation,
+    WordVectorOptions, case_variants, train_word_vectors, wechsel_word_space, word_rotation, word_vectors_of_tokens,
 )
 
 SMALL = WordVectorOptions(dim=16, epochs=30, min_count=2)
@@ -47,6 +47,16 @@ class FakeWords:
     def get_dimension(self) -> int:
         return 4
 
+    def get_words(self, include_freq: bool = False, on_unicode_error: str = "strict"):
+        return self.words, [self.freqs[w] for w in self.words]
+
+
+class CharTokenizer:
+    """One token per character: a=0, b=1, space=2 (id 3 is never produced)."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return ["ab ".index(c) for c in text]
+
 
 def test_rotation_recovers_a_planted_map_from_dictionary_and_identical_words():
     gen = torch.Generator().manual_seed(0)
@@ -56,7 +66,7 @@ def test_rotation_recovers_a_planted_map_from_dictionary_and_identical_words():
     tgt = {f"v{i}": src[f"w{i}"] @ rotation for i in range(10)}
     tgt["Paris"] = src["Paris"] @ rotation
     learned, pairs = word_rotation(FakeWords(src), FakeWords(tgt), [("w0", "v0"), ("w1", "v1"), ("w2", "v2"),
-                                                                   ("w3", "v3"), ("nope", "v9")])
+                                                                   ("w3", "v3"), ("nope", "v9")], False)
     assert pairs == 5                                   # 4 dictionary pairs with vectors + "Paris"
     torch.testing.assert_close(learned, rotation, atol=1e-4, rtol=0)
     for i in range(4, 10):                              # held-out words land on their translations
@@ -80,3 +90,25 @@ def test_too_few_pairs_and_empty_text_are_errors():
         wechsel_word_space([b"a"], [b"b"], source, target, [], SMALL)
     with pytest.raises(TokengraftError, match="empty"):
         train_word_vectors(["", "  "], SMALL)
+
+
+def test_dictionary_case_forms_add_pairs_only_when_asked():
+    assert case_variants("Paris") == {"Paris", "paris"} and case_variants("EU") == {"EU", "eu", "Eu"}
+    gen = torch.Generator().manual_seed(1)
+    src = {w: torch.randn(4, generator=gen) for w in ("house", "dog", "cat", "Tree")}
+    tgt = {w: torch.randn(4, generator=gen) for w in ("Haus", "Hund", "Katze", "baum")}
+    lexicon = [("house", "Haus"), ("dog", "Hund"), ("cat", "Katze"), ("tree", "Baum")]
+    assert word_rotation(FakeWords(src), FakeWords(tgt), lexicon, False)[1] == 3
+    assert word_rotation(FakeWords(src), FakeWords(tgt), lexicon, True)[1] == 4   # + (Tree, baum)
+
+
+def test_token_vectors_from_the_words_that_contain_the_token():
+    words = FakeWords({"ab": torch.tensor([1.0, 0, 0, 0]), "b": torch.tensor([0, 1.0, 0, 0])})
+    words.freqs = {"ab": 3, "b": 1}
+    vectors = word_vectors_of_tokens(words, CharTokenizer(), 4)
+    torch.testing.assert_close(vectors[0], torch.tensor([1.0, 0, 0, 0]))          # a: only in "ab"
+    torch.testing.assert_close(vectors[1], torch.tensor([0.75, 0.25, 0, 0]))      # b: "ab" x3, "b" x1
+    torch.testing.assert_close(vectors[2], torch.tensor([0.75, 0.25, 0, 0]))      # space: " ab", " b"
+    assert vectors[3].abs().sum() == 0                                            # in no word: no vector
+    with pytest.raises(TokengraftError, match="tokenizers"):
+        wechsel_word_space([b"a"], [b"b"], ["a b"], ["a b"], [], WordVectorOptions(token_vectors="words"))

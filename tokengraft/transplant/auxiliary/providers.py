@@ -22,7 +22,8 @@ import torch
 from tokengraft.transplant.auxiliary.bilingual import bilingual_alignment, load_dictionary
 from tokengraft.transplant.auxiliary.continuation import ContinuationOptions, continuation
 from tokengraft.transplant.auxiliary.registry import AuxRequest, AuxVectors, need, provider
-from tokengraft.transplant.auxiliary.static import StaticOptions, encode_texts, static_embeddings_from_ids
+from tokengraft.transplant.auxiliary.static import (StaticOptions, encode_texts, static_embeddings_from_ids,
+                                                   tokenizer_key)
 from tokengraft.transplant.auxiliary.store import cache_file, load_vectors, save_vectors
 from tokengraft.transplant.auxiliary.strings import token_strings, vocabulary_vectors
 
@@ -45,7 +46,7 @@ def static_token_embeddings(
     """
     options = options or StaticOptions()
     vocab_size = vocab_size or _vocab_size(tokenizer)
-    path = cache_file(cache, "static", [_tokenizer_key(tokenizer), repr(options), str(vocab_size), *texts])
+    path = cache_file(cache, "static", [tokenizer_key(tokenizer), repr(options), str(vocab_size), *texts])
     if path is not None and path.exists():
         return load_vectors(path)
     start = time.perf_counter()
@@ -93,7 +94,7 @@ def bilingual_aux(request: AuxRequest, options: None) -> AuxVectors:
         from tokengraft.transplant.auxiliary.wordvectors import cached_word_space
 
         old, new, facts = cached_word_space(request.old_bytes, request.new_bytes, source, target, dictionary or [],
-                                            request.cache)
+                                            request.cache, tokenizers=(request.old_tokenizer, request.new_tokenizer))
         return AuxVectors(new=new, old=old, extras={"dictionary_pairs": len(dictionary or []), **facts})
     old_tokenizer = need(request.old_tokenizer, "bilingual", "the old tokenizer")
     new_tokenizer = need(request.new_tokenizer, "bilingual", "the new tokenizer")
@@ -121,8 +122,3 @@ def _vocab_size(tokenizer: Any) -> int:
     if hasattr(tokenizer, "get_vocab_size"):
         return tokenizer.get_vocab_size(with_added_tokens=True)
     return len(tokenizer)
-
-
-def _tokenizer_key(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    return backend.to_str() if hasattr(backend, "to_str") else repr(sorted(tokenizer.get_vocab().items()))

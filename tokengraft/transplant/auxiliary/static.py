@@ -207,6 +207,12 @@ def fasttext_embeddings_from_ids(sequences: Sequence[Sequence[int]], vocab_size:
     return out
 
 
+def tokenizer_key(tokenizer: Any) -> str:
+    """A string that identifies a tokenizer (its serialised form) for cache keys."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    return backend.to_str() if hasattr(backend, "to_str") else repr(sorted(tokenizer.get_vocab().items()))
+
+
 def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text, no special tokens (a ``transformers`` fast tokenizer or a
     ``tokenizers.Tokenizer``). Uses the Rust batch encoder and no length limit."""

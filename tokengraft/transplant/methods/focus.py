@@ -80,6 +80,23 @@ def fill_with_pieces(problem: InitProblem, rows: torch.Tensor, source: list[str]
     return len(todo)
 
 
+def mix_pieces(problem: InitProblem, rows: torch.Tensor, tokens: torch.Tensor, share: float) -> None:
+    """rows[t] = (1 - share) rows[t] + share FVT(t) for the ``tokens`` that have old pieces (in place).
+
+    >>> from types import SimpleNamespace
+    >>> p = SimpleNamespace(old=torch.tensor([[2.0], [4.0]]), pieces=[[0, 1], []])
+    >>> rows = torch.tensor([[1.0], [7.0]]); mix_pieces(p, rows, torch.tensor([0, 1]), 0.5); rows.tolist()
+    [[2.0], [7.0]]
+    """
+    from tokengraft.transplant.methods.fvt import piece_means
+
+    with_pieces = [t for t in tokens.tolist() if problem.pieces[t]]
+    if share > 0 and with_pieces:
+        ids = torch.tensor(with_pieces)
+        fvt = piece_means(problem.old, problem.pieces, with_pieces).to(rows.device, rows.dtype)
+        rows[ids] = (1 - share) * rows[ids] + share * fvt
+
+
 def complete(problem: InitProblem, rows: torch.Tensor, source: list[str], how: str) -> InitResult:
     """:func:`finish` after FVT rows for the unplaced tokens when ``how == "fvt"`` (then mean rows for the rest)."""
     if check_fill(how) == PIECES:

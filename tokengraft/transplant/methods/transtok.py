@@ -22,7 +22,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods.base import InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import validate
-from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, initial_sources
+from tokengraft.transplant.methods.focus import PIECES, check_fill, complete, initial_sources, mix_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +73,7 @@ def transtok(problem: InitProblem, options: TranstokOptions) -> InitResult:
         rows[todo] = aligned_rows(counts, problem.old, todo)
         for t in todo.tolist():
             source[t] = "transtok"
-    if options.fvt_share > 0 and todo.numel():
-        from tokengraft.transplant.methods.fvt import piece_means
-
-        with_pieces = [t for t in todo.tolist() if problem.pieces[t]]
-        if with_pieces:
-            ids = torch.tensor(with_pieces)
-            fvt = piece_means(problem.old, problem.pieces, with_pieces).cpu()
-            rows[ids] = (1 - options.fvt_share) * rows[ids] + options.fvt_share * fvt
+    mix_pieces(problem, rows, todo, options.fvt_share)
     wanted = int((problem.copied < 0).sum())
     logger.info("transtok: %d of %d non-copied tokens aligned (%.1f%%)", todo.numel(), wanted,
              100.0 * todo.numel() / max(wanted, 1))
