@@ -87,7 +87,6 @@ def test_step_counts_and_budgets_combine() -> None:
 
 @pytest.mark.parametrize("native, expected", [(torch.bfloat16, "bf16"), (torch.float32, "no")])
 def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native, expected):
-    from tokengraft.heal.options import HealOptions
     from tokengraft.heal.setup import make_accelerator
     from tokengraft.lm import precision
 

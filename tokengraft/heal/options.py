@@ -49,7 +49,8 @@ class HealOptions:
     alm_lm_weight: float = 0.0                   # weight of the ordinary LM loss added to the ALM loss
     alm_params: str = "embeddings"               # what ALM trains: embeddings | full | lora
     only_new: bool = False                       # train only embedding rows the transplant did not copy
-    rows: str = "both"                           # embedding matrices trained: both | input | output (untied models)
+    rows: str = "both"                           # matrices the LM steps train: both | input | output (untied models;
+                                                 # fit mode's output-row fit runs before, whatever this says)
     fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
     fit_output: float = 0.2                      # fit mode: share caching final states and fitting output rows
     fit_layer: int | None = None                 # fit mode: layers the hidden states are matched after (None: 1/3)
@@ -70,7 +71,8 @@ class HealOptions:
     resume: bool = False                         # continue from the newest checkpoint of ``out``
     seed: int = 0
     device: str = "auto"                         # auto | cpu | cuda (several GPUs: accelerate launch)
-    precision: str = "auto"                      # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16
+    precision: str = "auto"                      # auto (bf16 autocast where native: GPU, AVX512-BF16/AMX CPU;
+                                                 # else fp32) | fp32 | bf16
     progress: bool = True                        # progress bar with loss, tokens/s and ETA
     push_to_hub: str | None = None               # upload the written folder to this hub repository (user/name)
     public: bool = False                         # make the hub repository public (default: private)
