@@ -13,11 +13,14 @@ quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judge
 libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
 
 - ``default``: the default transplant (graft) healed in heal's default mode (embeddings);
+- ``dense-b8``: heal's default before session 4 (batches of 8 rows, dense Adam steps on every row);
+- ``hypernet``: the transplant a trained hypernetwork makes (``--hypernet DIR`` at the transplant
+  stage), healed in the default mode;
 - ``emb-fvt``: plain LM-loss training of the embeddings from FVT (ReTok-style);
 - ``fit``: ``--mode fit`` from graft (hidden-state matching, output-row fit, then LM training);
 - ``alm``: ALM distillation from graft;
 - ``fair``: the original model with its own tokenizer trained the same way as the default, on
-  the same text for the same time.
+  the same text for the same time (``fair-dense-b8``: the same as ``dense-b8``).
 
 ``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
 the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
@@ -63,6 +66,9 @@ PAIRS = {
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
     "fair": ("original", []),
+    "dense-b8": ("graft", ["--batch-size", "8", "--no-sparse-rows"]),
+    "fair-dense-b8": ("original", ["--batch-size", "8", "--no-sparse-rows"]),
+    "hypernet": ("hypernet", []),
     "emb-fvt": ("fvt", ["--mode", "embeddings"]),
     "fit": ("graft", ["--mode", "fit"]),
     "alm": ("graft", ["--mode", "alm"]),
@@ -77,14 +83,15 @@ def start_folder(pair: Pair, start: str, root: Path) -> str:
     return pair.base if start == "original" else str(root / f"transplant-{start}")
 
 
-def stage_transplant(pair: Pair, root: Path) -> None:
-    for method in ("fvt", "graft"):
+def stage_transplant(pair: Pair, root: Path, hypernet: str | None) -> None:
+    for method in ("fvt", "graft", "hypernet"):
         out = root / f"transplant-{method}"
-        if out.exists():
+        if out.exists() or (method == "hypernet" and hypernet is None):
             continue
         t0 = time.perf_counter()
+        extra = ["--hypernet", hypernet] if method == "hypernet" else ["--corpus", pair.train]
         subprocess.run(tool("transplant", "--model", pair.base, "--tokenizer", pair.tokenizer, "--method", method,
-                            "--corpus", pair.train, "--out", str(out)), check=True)
+                            *extra, "--out", str(out)), check=True)
         print(f"transplant {method}: {time.perf_counter() - t0:.0f} s (loading included)", flush=True)
 
 
@@ -215,6 +222,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="score stage: folders scored at once (one thread each)")
     p.add_argument("--only", default=None, help="score stage: only these keys (e.g. original,default-0), so that "
                    "two score processes split the folders")
+    p.add_argument("--hypernet", default=None, help="transplant stage: a trained hypernetwork folder for the "
+                   "hypernet method's transplant (tokengraft hypernet train)")
     p.add_argument("--side-by-side", action="store_true",
                    help="train stage: two runs at a time (in the order budget, method), one torch thread each")
     args = p.parse_args()
@@ -227,7 +236,7 @@ def main() -> None:
         p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     budgets = [int(b) for b in args.budgets.split(",")]
     if args.stage == "transplant":
-        stage_transplant(pair, root)
+        stage_transplant(pair, root, args.hypernet)
     elif args.stage == "train":
         stage_train(pair, root, methods, budgets, args.side_by_side)
     elif args.stage == "score":

@@ -55,7 +55,8 @@ def test_embeddings_mode_lowers_loss_and_bpb_and_trains_only_embeddings(heal_wor
 def test_only_new_keeps_copied_rows_bit_identical(heal_world, tmp_path):  # noqa: F811
     table = tmp_path / "rows.jsonl"  # a datasets-style table: one document per row
     table.write_text("\n".join(json.dumps({"text": t}) for t in make_texts(8, seed=5)) + "\n")
-    result = heal(options(heal_world, tmp_path, steps=4, only_new=True, corpus=[str(table)]))
+    # dense steps: every row but the copied ones moves (sparse steps would keep unused rows too)
+    result = heal(options(heal_world, tmp_path, steps=4, only_new=True, sparse_rows=False, corpus=[str(table)]))
     lines = [json.loads(x) for x in (heal_world["student"] / "transplant_tokens.jsonl").read_text().splitlines()]
     copied = torch.tensor([x["src"] in ("copied", "special:content") for x in lines])
     assert 0 < int(copied.sum()) < len(copied)
@@ -206,3 +207,24 @@ def test_rows_on_a_tied_model_is_a_clear_error(heal_world, tmp_path):  # noqa: F
     with pytest.raises(TokengraftError, match="tied matrix; use --rows both"):
         heal(options(heal_world, tmp_path, steps=2, rows="input"))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp_path, sparse):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    student = _untied_student(heal_world, tmp_path / "untied")
+    tok = AutoTokenizer.from_pretrained(student)
+    used = {tok.eos_token_id}
+    for doc in sorted(heal_world["corpus"].iterdir()):
+        used.update(tok(doc.read_text(encoding="utf-8"))["input_ids"])
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, sparse_rows=sparse))
+    before, after = weights(student), weights(result.out)
+    unused = torch.tensor([i for i in range(len(tok)) if i not in used])
+    assert len(unused) >= 10
+    head_kept = torch.equal(before["lm_head.weight"][unused], after["lm_head.weight"][unused])
+    # a dense Adam step moves every output row (the softmax pushes unseen tokens down); a sparse one does not
+    assert head_kept == sparse
+    assert torch.equal(before["model.embed_tokens.weight"][unused], after["model.embed_tokens.weight"][unused])
+    seen = torch.tensor(sorted(used))
+    assert not torch.equal(before["lm_head.weight"][seen], after["lm_head.weight"][seen])

@@ -39,7 +39,8 @@ class HealOptions:
     max_seconds: float | None = None             # wall-clock budget of the run, loading and writing included, evaluation
                                                  # excluded (fit mode: 540 without --steps/--tokens); the LR follows it
     seq_len: int = 512                           # tokens per training row (student side)
-    batch_size: int = 8                          # rows per optimizer step, over all processes together
+    batch_size: int = 2                          # rows per optimizer step, over all processes together (many small
+                                                 # steps: on a CPU budget they beat fewer large ones)
     grad_accum: int = 1                          # micro-steps the batch is split into on each process
     lr: float | None = None                      # peak learning rate; None: DEFAULT_LR[mode]
     warmup: int = 10                             # linear warm-up steps, then cosine decay to 10% of lr
@@ -49,6 +50,8 @@ class HealOptions:
     alm_lm_weight: float = 0.0                   # weight of the ordinary LM loss added to the ALM loss
     alm_params: str = "embeddings"               # what ALM trains: embeddings | full | lora
     only_new: bool = False                       # train only embedding rows the transplant did not copy
+    sparse_rows: bool = True                     # a step moves only the embedding rows its batch reads or predicts
+                                                 # (a dense Adam step lowers every unseen token: domain drift)
     rows: str = "both"                           # matrices the LM steps train: both | input | output (untied models;
                                                  # fit mode's output-row fit runs before, whatever this says)
     fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states

@@ -17,6 +17,7 @@ from tokengraft.heal import compat, modes, sources
 from tokengraft.heal.budget import Clock
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
+from tokengraft.heal.sparse_rows import SparseRows
 from tokengraft.heal.tokens import aligner, plain_encoder
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Run:
     texts: list[str] = field(default_factory=list)  # the training documents
     frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # --only-new: (input, output) rows kept
     fit_record: dict[str, Any] = field(default_factory=dict)  # what the fit phases did (fit mode)
+    sparse: SparseRows | None = None  # --sparse-rows: keeps the rows a step does not use
     stopped_by_budget: bool = False  # training ended because --max-seconds was spent
 
 
@@ -203,4 +205,5 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
                  options.model, options.mode, trainable, steps, accelerator.num_processes, accelerator.device)
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
                teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
-               teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen)
+               teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen,
+               sparse=SparseRows.of(accelerator.unwrap_model(model)) if options.sparse_rows else None)
