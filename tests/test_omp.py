@@ -57,11 +57,11 @@ def test_fast_pursuit_equals_the_reference(selection):
 
 
 def test_screened_scan_picks_the_exact_atoms_when_candidates_run_short(monkeypatch):
-    """With 2 candidates per step the bfloat16 check often cannot prove the pick: the float32
+    """With at most 2 candidates per band the bfloat16 check often cannot prove the pick: the float32
     re-scan must then give the same atoms as the exact pursuit, never a different pursuit."""
     import tokengraft.transplant.methods.omp_batch as batch
 
-    monkeypatch.setattr(batch, "CHECK", 2)
+    monkeypatch.setattr(batch, "BAND", 2)
     atoms = gaussian(600, 32, seed=11) * (1.0 + torch.arange(600) / 600.0).unsqueeze(1)
     targets = gaussian(24, 32, seed=12)
     screened = omp_batched(targets, atoms, 16, selection="screened")
