@@ -70,6 +70,19 @@ def test_screened_scan_picks_the_exact_atoms_when_candidates_run_short(monkeypat
     assert torch.allclose(screened.coef, exact.coef, atol=1e-5)
 
 
+def test_screened_scan_separates_atoms_closer_than_bfloat16_resolution():
+    """Twins scaled by 1 + 2^-10 have (nearly) the same bfloat16 scores as their originals; the
+    exact pursuit picks the twin (a larger score by 0.1%), so the screened one must too."""
+    atoms = gaussian(200, 32, seed=13)
+    atoms = torch.cat([atoms, atoms[:40] * (1.0 + 2.0 ** -10)])
+    targets = atoms[:40] + 0.01 * gaussian(40, 32, seed=14)
+    screened = omp_batched(targets, atoms, 4, selection="screened")
+    exact = omp_batched(targets, atoms, 4, selection="exact")
+    assert screened.indices[:, 0].tolist() == list(range(200, 240))
+    assert torch.equal(screened.indices, exact.indices)
+    assert torch.allclose(screened.coef, exact.coef, atol=1e-5)
+
+
 def test_unknown_selection_is_an_error():
     with pytest.raises(TokengraftError, match="selection"):
         omp_batched(gaussian(2, 4, seed=0), gaussian(5, 4, seed=1), 2, selection="fast")
