@@ -102,6 +102,8 @@ def test_degenerate_targets_and_dictionaries_give_no_nan():
     assert float(fit.residual.max()) < 1e-3                      # every target lies in the 4-d span
     recon = torch.bmm(fit.coef.unsqueeze(1), atoms[fit.indices]).squeeze(1)
     assert torch.allclose(recon, targets, atol=1e-3)
+    empty = omp_batched(targets[:0], atoms, 3)                   # an empty batch is no error
+    assert empty.indices.shape == (0, 3) and empty.coef.shape == (0, 3)
 
 
 def omp_problem(donor: torch.Tensor | None, aux: torch.Tensor | None = None) -> InitProblem:

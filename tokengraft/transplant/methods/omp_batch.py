@@ -136,7 +136,7 @@ def _screened_pick(residual: torch.Tensor, dictionary: Dictionary, chosen: torch
     batch = residual.shape[0]
     low = residual.to(torch.bfloat16)
     scores = torch.mm(low, dictionary.low().T).abs_()                       # (B, blocks x BLOCK)
-    blocks = scores.view(batch, -1, BLOCK)
+    blocks = scores.view(batch, scores.shape[1] // BLOCK, BLOCK)
     block_top = blocks.amax(dim=2)
     top = block_top.amax(dim=1).float()
     low_norm = low.float().norm(dim=1)
