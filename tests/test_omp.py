@@ -57,15 +57,28 @@ def test_fast_pursuit_equals_the_reference(selection):
 
 
 def test_screened_scan_picks_the_exact_atoms_when_candidates_run_short(monkeypatch):
-    """With 2 candidates per step the bfloat16 check often cannot prove the pick: the float32
+    """With at most 2 candidates per band the bfloat16 check often cannot prove the pick: the float32
     re-scan must then give the same atoms as the exact pursuit, never a different pursuit."""
     import tokengraft.transplant.methods.omp_batch as batch
 
-    monkeypatch.setattr(batch, "CHECK", 2)
+    monkeypatch.setattr(batch, "BAND", 2)
     atoms = gaussian(600, 32, seed=11) * (1.0 + torch.arange(600) / 600.0).unsqueeze(1)
     targets = gaussian(24, 32, seed=12)
     screened = omp_batched(targets, atoms, 16, selection="screened")
     exact = omp_batched(targets, atoms, 16, selection="exact")
+    assert torch.equal(screened.indices, exact.indices)
+    assert torch.allclose(screened.coef, exact.coef, atol=1e-5)
+
+
+def test_screened_scan_separates_atoms_closer_than_bfloat16_resolution():
+    """Twins scaled by 1 + 2^-10 have (nearly) the same bfloat16 scores as their originals; the
+    exact pursuit picks the twin (a larger score by 0.1%), so the screened one must too."""
+    atoms = gaussian(200, 32, seed=13)
+    atoms = torch.cat([atoms, atoms[:40] * (1.0 + 2.0 ** -10)])
+    targets = atoms[:40] + 0.01 * gaussian(40, 32, seed=14)
+    screened = omp_batched(targets, atoms, 4, selection="screened")
+    exact = omp_batched(targets, atoms, 4, selection="exact")
+    assert screened.indices[:, 0].tolist() == list(range(200, 240))
     assert torch.equal(screened.indices, exact.indices)
     assert torch.allclose(screened.coef, exact.coef, atol=1e-5)
 
@@ -89,6 +102,8 @@ def test_degenerate_targets_and_dictionaries_give_no_nan():
     assert float(fit.residual.max()) < 1e-3                      # every target lies in the 4-d span
     recon = torch.bmm(fit.coef.unsqueeze(1), atoms[fit.indices]).squeeze(1)
     assert torch.allclose(recon, targets, atol=1e-3)
+    empty = omp_batched(targets[:0], atoms, 3)                   # an empty batch is no error
+    assert empty.indices.shape == (0, 3) and empty.coef.shape == (0, 3)
 
 
 def omp_problem(donor: torch.Tensor | None, aux: torch.Tensor | None = None) -> InitProblem:

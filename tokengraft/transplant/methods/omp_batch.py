@@ -11,18 +11,19 @@ Two parts cost something:
   Cholesky factor of the chosen atoms' Gram matrix grows by one row per step, so each step's
   least-squares solve is O(t^2) instead of a fresh factorisation (:class:`InverseCholesky`).
 * **Selection**: the correlations of the residual with all N atoms, N x e per target and step
-  (~90% of the time). ``selection="screened"`` (default) computes them with one bfloat16 matrix
-  product (about 3x the float32 rate on AVX512-BF16 CPUs) and re-scores the best candidates in
-  float32 with a rounding bound that proves the pick is the plain pursuit's (else that target is
-  re-scored in float32: 2-3% of steps on Gemma-3's embeddings). ``selection="exact"`` scans in float32.
+  (~80% of the time). ``selection="screened"`` (default) computes them with one bfloat16 matrix
+  product (about 3x the float32 rate on AVX512-BF16 CPUs), then re-scores in float32 the few atoms
+  (median 2-8 on Gemma-3's embeddings) whose bfloat16 score lies within a proven rounding bound of
+  the best, so the pick is the plain pursuit's (:func:`_screened_pick`). ``"exact"`` scans in float32.
 
-Batch-OMP's other half, correlations a = a0 - G[:, S] x_S from the N x N Gram matrix G (N x t work
-per step instead of N x e), was built and measured here and dropped: G needs N^2 floats (8.3 GB
-for SmolLM2 -> Gemma-3's 45,571 atoms, 4.2 GB in bfloat16) and the update is a gathered
-matrix-vector product that ran at ~3 GFLOPS on this 2-core machine (memory-bound) against 15-100
-for the matrix product, so for k = 64 it was no faster than the scan. Shortlists that skip the
-scan on some steps were measured too: on Gemma-3's embeddings one different pick changes the rest
-of the pursuit (median row cosine 0.3-0.4 against the exact pursuit), so every step scans.
+Measured and dropped (2-core CPU, SmolLM2 -> Gemma-3, 46,257 atoms x 640, k = 64): Batch-OMP's
+other half, correlations a = D x - G[S, :]^T x_S from the N x N Gram matrix. It needs N x t
+instead of N x e multiply-adds per step (2,080 rows of G per target over 64 steps against
+64 x 640), but the t rows differ per target (the 1,024 targets of one batch pick 28,896 distinct
+atoms), so every step streams B x t x N floats from memory: 51.6 s per 1k targets on one core
+(``embedding_bag`` over column tiles of G) against 25-28 s for this bfloat16 scan, after 60 s and
+8.6 GB for G. Shortlists that skip the scan on some steps change the pursuit (one different pick
+changes the rest: median row cosine 0.3-0.4 against the exact pursuit), so every step scans.
 
 Atoms (N, e) are prepared once (:class:`Dictionary`) and shared by all batches.
 """
@@ -43,8 +44,9 @@ DEPENDENT = 1e-4
 # coefficients that cancel in the donor space but not after the transfer to the old rows.
 STOP2 = 1e-5
 SELECTIONS = ("screened", "exact")
-CHECK = 16          # bfloat16 candidates re-scored exactly per target and step
-BF16_SLACK = 2.0 ** -7  # bound on bfloat16 rounding of a score, relative to ||r|| ||a|| (2^-8, doubled for safety)
+ROUND = 2.0 ** -8       # bfloat16 unit roundoff (8 significant bits): the rounding of a score
+BAND = 2048             # candidates a target may have before it is re-scored in float32 instead
+BLOCK = 256             # atoms per block of the candidate search (the bfloat16 copy is padded to it)
 
 
 @dataclass
@@ -55,21 +57,25 @@ class OMPFit:
 
 
 class Dictionary:
-    """The atoms (N, e) in float32, plus the bfloat16 copy the pooled selection screens with."""
+    """The atoms (N, e) in float32, plus the bfloat16 copy the screened selection scans with."""
 
     def __init__(self, atoms: torch.Tensor, device: torch.device | str | None = None):
         self.atoms = atoms.to(device=device or atoms.device, dtype=torch.float32).contiguous()
         self.max_norm = float(self.atoms.norm(dim=1).max()) if self.atoms.numel() else 0.0
         self._low: torch.Tensor | None = None
+        self.low_error = self.low_norm = 0.0  # max ||a' - a||, max ||a'|| of the bfloat16 atoms a'
 
     @property
     def size(self) -> int:
         return self.atoms.shape[0]
 
     def low(self) -> torch.Tensor:
-        """(N, e) bfloat16 copy of the atoms, made once."""
+        """(N', e) bfloat16 copy of the atoms, zero rows appended up to a multiple of ``BLOCK``; made once."""
         if self._low is None:
-            self._low = self.atoms.to(torch.bfloat16)
+            low = self.atoms.to(torch.bfloat16)
+            self.low_error = float((low.float() - self.atoms).norm(dim=1).max()) if self.size else 0.0
+            self.low_norm = float(low.float().norm(dim=1).max()) if self.size else 0.0
+            self._low = torch.nn.functional.pad(low, (0, 0, 0, -self.size % BLOCK))
         return self._low
 
 
@@ -115,30 +121,50 @@ class InverseCholesky:
 
 
 def _screened_pick(residual: torch.Tensor, dictionary: Dictionary, chosen: torch.Tensor) -> torch.Tensor:
-    """The exact OMP pick, found with a bfloat16 scan and checked in float32.
+    """The exact OMP pick, found with a bfloat16 scan and a proven band of float32-checked candidates.
 
-    All N scores come from one bfloat16 product (about 3x the float32 rate on AVX512-BF16 and
-    tensor-core hardware); the ``CHECK`` best are re-scored exactly. Rounding moves a bfloat16
-    score by at most ``BF16_SLACK`` x (||r|| ||a|| + |score|) (inputs and output rounded to 8
-    significant bits, float32 accumulation), so an atom outside the candidates scores at most the
-    last candidate's value plus that slack. A target whose exact best does not clear that bound is
-    re-scored on all atoms in float32; the result is the plain pursuit's pick either way.
+    All N scores |<r, a_i>| come from one bfloat16 product (about 3x the float32 rate on
+    AVX512-BF16 and tensor-core hardware). With r', a' the rounded inputs, a score moves by at most
+    e_i = ||r' - r|| max||a|| + ||r'|| max||a' - a|| + g ||r'|| max||a'|| + ROUND |s_i|
+    (rounded inputs; float32 accumulation of e products, g = 1.01 e 2^-24; bfloat16 output). So
+    with m the largest bfloat16 score, the exact best scores at least L = m - e(m), and only atoms
+    whose bfloat16 score is >= (m (1 - ROUND) - 2 e_0) / (1 + ROUND) can reach L (e_0: e without
+    its last term). Those (found block by block) are re-scored in float32; the best one not yet
+    chosen is the plain pursuit's pick when it scores >= L. A target whose band holds more than ``BAND`` atoms or whose
+    check fails (its best bfloat16 atom was one already chosen: all scores ~0) is re-scored in float32.
     """
-    # chosen atoms are not masked here: the residual is orthogonal to them, so they score ~0 and
-    # reach the candidates only when every atom does (then the check below fails and re-scans)
-    scores = torch.mm(residual.to(torch.bfloat16), dictionary.low().T).abs_()
-    top, candidates = scores.topk(min(CHECK, dictionary.size), dim=1)
-    exact = torch.bmm(dictionary.atoms[candidates], residual.unsqueeze(2)).squeeze(2).abs_()
+    batch = residual.shape[0]
+    low = residual.to(torch.bfloat16)
+    scores = torch.mm(low, dictionary.low().T).abs_()                       # (B, blocks x BLOCK)
+    blocks = scores.view(batch, scores.shape[1] // BLOCK, BLOCK)
+    block_top = blocks.amax(dim=2)
+    top = block_top.amax(dim=1).float()
+    low_norm = low.float().norm(dim=1)
+    accumulation = 1.01 * residual.shape[1] * 2.0 ** -24
+    slack = ((low.float() - residual).norm(dim=1) * dictionary.max_norm
+             + low_norm * (dictionary.low_error + accumulation * dictionary.low_norm))
+    floor = top - slack - ROUND * top                                        # L
+    band = (top * (1.0 - ROUND) - 2.0 * slack) / (1.0 + ROUND)
+    band = (band - band.abs() * 2.0 ** -6 - torch.finfo(torch.float32).tiny).to(torch.bfloat16)  # rounded down
+    block_rows, block_ids = (block_top >= band.unsqueeze(1)).nonzero(as_tuple=True)
+    inside = blocks[block_rows, block_ids] >= band[block_rows].unsqueeze(1)  # (P, BLOCK)
+    count = torch.zeros(batch, dtype=torch.long, device=residual.device).index_add_(0, block_rows, inside.sum(1))
+    crowded = count > BAND                                                   # left to the float32 re-scan
+    pair, offset = (inside & ~crowded[block_rows].unsqueeze(1)).nonzero(as_tuple=True)
+    rows, cols = block_rows[pair], block_ids[pair] * BLOCK + offset
+    real = cols < dictionary.size                                            # padding atoms score 0
+    rows, cols = rows[real], cols[real]
+    exact = (residual[rows] * dictionary.atoms[cols]).sum(1).abs_()
     if chosen.shape[1]:
-        exact.masked_fill_((candidates.unsqueeze(2) == chosen.unsqueeze(1)).any(2), -1.0)
-    best, pos = exact.max(dim=1, keepdim=True)
-    new = candidates.gather(1, pos).squeeze(1)
-    last = top[:, -1].float()
-    bound = last + BF16_SLACK * (residual.norm(dim=1) * dictionary.max_norm + last)
-    unsure = (best.squeeze(1) < bound) & (top.shape[1] < dictionary.size)
+        exact.masked_fill_((chosen[rows] == cols.unsqueeze(1)).any(1), float("-inf"))
+    best = torch.full((batch,), float("-inf"), device=residual.device).scatter_reduce(0, rows, exact, "amax")
+    winner = (exact == best[rows]) & (exact > float("-inf"))
+    new = torch.full((batch,), dictionary.size, dtype=torch.long, device=residual.device)
+    new = new.scatter_reduce(0, rows[winner], cols[winner], "amin")        # first index on ties
+    unsure = (best < floor) | crowded | (new >= dictionary.size)
     if bool(unsure.any()):
-        rows = unsure.nonzero().squeeze(1)
-        new[rows] = _exact_pick(residual[rows], dictionary.atoms, chosen[rows])
+        again = unsure.nonzero().squeeze(1)
+        new[again] = _exact_pick(residual[again], dictionary.atoms, chosen[again])
     return new
 
 
