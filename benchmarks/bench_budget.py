@@ -197,14 +197,14 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(8, 4))
         for method, points in curves.items():
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel="healing seconds (CPU, one thread beside the other run)",
                ylabel="BPB / original's (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
                title=f"SmolLM2-135M -> {Path(pair.tokenizer).name}")
-        ax.legend()
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         fig.savefig(plot, dpi=100)
         print(f"plot: {plot}")
