@@ -69,6 +69,19 @@ def run_mergekit(targets, atoms, k, batch, selection):
     return time.perf_counter() - start, torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
 
+def scan_floor(targets, atoms, ks, batch) -> None:
+    """Time the bfloat16 product alone (one batch, all atoms): the floor of the screened selection."""
+    low, rows = Dictionary(atoms).low(), targets[:batch].bfloat16()
+    torch.mm(rows, low.T)
+    start = time.perf_counter()
+    for _ in range(5):
+        torch.mm(rows, low.T)
+    step = (time.perf_counter() - start) / 5
+    rate = rows.shape[0] * low.shape[1] * low.shape[0] / step / 1e9
+    floors = ", ".join(f"k={k}: {k * step / rows.shape[0] * 1000:.2f}" for k in ks)
+    print(f"bfloat16 scan alone: {rate:.0f} G multiply-adds/s; s / 1k targets with only the scans: {floors}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", default="smollm2-135m")
@@ -79,6 +92,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=512, help="targets per batch (mergekit's default is 512)")
     p.add_argument("--mergekit", action="store_true", help="also run mergekit.tokensurgeon.omp.batch_omp")
     p.add_argument("--exact", action="store_true", help="also run tokengraft's float32-scan selection")
+    p.add_argument("--floor", action="store_true", help="also time the bfloat16 scan alone (the selection's floor)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -108,6 +122,8 @@ def main() -> None:
             per_k = seconds / targets.shape[0] * 1000
             print(f"| {name} | {k} | {per_k:.2f} | {per_k * args.total / 1000 / 60:.1f} | {first[0] / seconds:.1f}x |"
                   f" {residual:.4f} | {same:.3f} | {float(cos.median()):.6f} | {float(cos.min()):.4f} |", flush=True)
+    if args.floor:
+        scan_floor(targets, atoms, [int(x) for x in args.k.split(",")], args.batch)
 
 
 if __name__ == "__main__":
