@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ def _heal(o: QuickstartOptions, model_dir: Path, train_spec: str) -> Path | None
     options = HealOptions(model=str(model_dir), corpus=[train_spec], max_seconds=o.heal_seconds, device="cpu",
                           out=str(model_dir) + "-healed", overwrite=True, save_every=0, progress=False)
     print(f"[3/5] healing for {o.heal_seconds:g} s (mode {options.mode}, on {train_spec}) ...", flush=True)
+    # A budget stop leaves checkpoints for --resume; an earlier quickstart's belong to the transplant
+    # that step 2 has just rewritten, so they are stale (and heal would refuse to start over them).
+    shutil.rmtree(options.checkpoint_dir(), ignore_errors=True)
     result = heal(options)
     print(f"      {result.steps} steps in {result.budget_seconds:.0f} s -> {result.out}", flush=True)
     return Path(result.out)
