@@ -6,8 +6,9 @@ at every position (the softmax pushes every token but the next one down), so wit
 Adam step the rows of tokens that the training text never shows all move by the full step
 size, step after step, in the direction that lowers them. On German help text this is
 what made a healed transplant worse than the zero-shot one on other German text (man
-pages): tokens unseen in the training text lost 2.8 nats each on average, those seen
-100-1000 times gained 2.0 (``libreoffice:de:dev`` and ``manpages:de:dev``, 88 steps).
+pages): on ``manpages:de:dev``, after 88 dense steps on ``libreoffice:de:fit``, tokens absent
+from the first MB of that text lost 2.8 nats each on average, those seen there 100-999 times
+gained 2.0 (``benchmarks/heal_drift.py``).
 
 A sparse step (TensorFlow's LazyAdam; ``torch.optim.SparseAdam`` for sparse gradients)
 updates only the rows the batch uses: input rows of tokens it reads, output rows of tokens
@@ -23,17 +24,15 @@ from typing import Any
 import torch
 
 
-def used_rows(reads: torch.Tensor, predicts: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(vocab,) bool masks of the rows a batch reads (inputs) and predicts (next tokens).
+def used_rows(ids: torch.Tensor, vocab: int) -> torch.Tensor:
+    """(vocab,) bool mask of the rows ``ids`` name (ids outside [0, vocab) are ignored).
 
-    >>> r, p = used_rows(torch.tensor([[0, 2]]), torch.tensor([[2, 3]]), 5)
-    >>> r.tolist(), p.tolist()
-    ([True, False, True, False, False], [False, False, True, True, False])
+    >>> used_rows(torch.tensor([[0, 2], [2, 7]]), 5).tolist()
+    [True, False, True, False, False]
     """
-    read, predict = torch.zeros(vocab, dtype=torch.bool), torch.zeros(vocab, dtype=torch.bool)
-    read[reads[(reads >= 0) & (reads < vocab)]] = True
-    predict[predicts[(predicts >= 0) & (predicts < vocab)]] = True
-    return read, predict
+    used = torch.zeros(vocab, dtype=torch.bool)
+    used[ids[(ids >= 0) & (ids < vocab)]] = True
+    return used
 
 
 def batch_ids(rows: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,8 +65,8 @@ class SparseRows:
     def mask(self, rows: Any) -> None:
         """Zero the gradients of unused rows and remember their values (before clipping and the step)."""
         reads, predicts = batch_ids(rows)
-        read, _ = used_rows(reads, predicts[:0], self.read_param.shape[0])
-        _, predict = used_rows(reads[:0], predicts, self.predict_param.shape[0])
+        read = used_rows(reads, self.read_param.shape[0])
+        predict = used_rows(predicts, self.predict_param.shape[0])
         if self.predict_param is self.read_param:
             plan = [(self.read_param, read | predict)]
         else:
