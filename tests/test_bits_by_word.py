@@ -1,0 +1,25 @@
+"""benchmarks/bits_by_word.py: token bits spread over bytes, and byte classes of multi-byte text."""
+import collections
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+spec = importlib.util.spec_from_file_location("bits_by_word", Path(__file__).parent.parent / "benchmarks" / "bits_by_word.py")
+bw = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bw)
+
+
+def test_spread_bits_keeps_the_total_and_gives_each_byte_its_share():
+    out = bw.spread_bits(5, [(0, 2), (2, 2), (2, 5)], [4.0, 1.0, 3.0])
+    assert out.tolist() == [2.0, 3.0, 1.0, 1.0, 1.0]
+    assert out.sum().item() == pytest.approx(8.0)
+
+
+def test_byte_classes_cover_every_utf8_byte_of_umlauts():
+    names, index = bw.byte_classes("Größe 12 -- ab", collections.Counter({"ab": 150}))
+    assert len(index) == len("Größe 12 -- ab".encode())
+    spans = {n: int((index == k).sum()) for k, n in enumerate(names)}
+    assert spans == {"word unseen": 7, "space": 3, "digits": 2, "punct": 2, "word 100+": 2}
+    assert torch.equal(index[:7], torch.full((7,), names.index("word unseen")))
