@@ -81,7 +81,11 @@ def document_bits(model, tokenizer, text: str, start_id: int, window: int, conte
             logp = torch.log_softmax(model(input_ids=x[None, :-1]).logits[0].float(), -1)
             nll.append(-logp.gather(1, x[1:, None])[b - lo:, 0])
     bits = (torch.cat(nll) / torch.log(torch.tensor(2.0))).tolist() if nll else []
-    return spread_bits(len(text.encode()), byte_offsets(tokenizer, ids), bits)
+    spans = byte_offsets(tokenizer, ids)
+    if spans and spans[-1][1] != len(text.encode()):  # e.g. a tokenizer that adds a prefix space
+        raise SystemExit(f"{getattr(tokenizer, 'name_or_path', 'a tokenizer')}: its tokens do not spell the text"
+                         " byte for byte, so its bits cannot be placed on the text's bytes")
+    return spread_bits(len(text.encode()), spans, bits)
 
 
 def main() -> None:
