@@ -198,8 +198,10 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(8, 4))
-        for method, points in curves.items():
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        colors = plt.cm.tab20.colors  # 20 distinct colours; earlier defaults (dense-b8) dashed
+        for i, (method, points) in enumerate(curves.items()):
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method,
+                    color=colors[i % len(colors)], ls="--" if "dense-b8" in method else "-")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel="healing seconds (CPU, one thread beside the other run)",
                ylabel="BPB / original's (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
