@@ -81,6 +81,8 @@ def library() -> ctypes.CDLL | None:
     lib.tg_omp_gram.argtypes = [p, i64, i64, p, f32, p, f32, p, p, i64, i32, f32, f32, f32, f64, f64, f64, i32, i32,
                                 p, p, p, p]
     lib.tg_omp_gram.restype = i32
+    lib.tg_mirror.argtypes = [p, i64, i64, i64, i32]
+    lib.tg_mirror.restype = None
     _library = lib
     return lib
 
@@ -104,15 +106,17 @@ def unavailable(size: int) -> str | None:
 
 def gram_matrix(atoms: torch.Tensor) -> tuple[torch.Tensor, float]:
     """(G / scale in float16 (N, N), scale = max squared atom norm): float32 products of row tiles
-    with the atoms from the tile on (the upper triangle), mirrored into the lower one."""
+    with the atoms from the tile on (the upper triangle), mirrored into the lower one by the kernel."""
     size = atoms.shape[0]
     scale = float((atoms * atoms).sum(1).max()) or 1.0
     gram = torch.empty(size, size, dtype=torch.float16)
+    block = torch.empty(min(TILE, size), size)
     for first in range(0, size, TILE):
         last = min(first + TILE, size)
-        block = torch.mm(atoms[first:last], atoms[first:].T).mul_(1.0 / scale).half()
-        gram[first:last, first:] = block
-        gram[last:, first:last] = block[:, last - first:].T
+        out = block[: last - first, : size - first]
+        torch.mm(atoms[first:last], atoms[first:].T, out=out)
+        gram[first:last, first:] = out.mul_(1.0 / scale)
+    library().tg_mirror(gram.data_ptr(), size, 0, size, torch.get_num_threads())
     return gram, scale
 
 
@@ -136,9 +140,10 @@ def gram_pursuit(targets: torch.Tensor, dictionary, k: int, ridge: float, depend
     grest = (1.01 * dim + 4) * U32     # the float32 product and the scaling, per n_i n_j
     gerr = 2.0 ** -11 + grest          # + float16 rounding (2^-11 of the stored value <= n_i n_j)
     a0err = 1.01 * dim * U32
+    buffer = torch.empty(min(CHUNK, targets.shape[0]), size)  # one allocation: no page faults per chunk
     for first in range(0, targets.shape[0], CHUNK):
         chunk = targets[first:first + CHUNK]
-        alpha0 = torch.mm(chunk, atoms.T)
+        alpha0 = torch.mm(chunk, atoms.T, out=buffer[: chunk.shape[0]])
         lib.tg_omp_gram(atoms.data_ptr(), size, dim, gram.data_ptr(), scale, dictionary.norms().data_ptr(),
                         dictionary.max_norm, chunk.data_ptr(), alpha0.data_ptr(), chunk.shape[0], k, ridge,
                         dependent, stop2, gerr, grest, a0err, band, torch.get_num_threads(),
