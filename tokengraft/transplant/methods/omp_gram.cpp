@@ -202,7 +202,7 @@ void residual(const Problem& p, Work& s, const float* y, int t) {
 
 // The float32 pick among the atoms not chosen: the best of the band's candidates (the lowest
 // index wins a tie, as argmax does), or -1 when the band holds more than band_max atoms.
-int64_t pick(const Problem& p, Work& s, const float* y, int t, const Bound& bound, float top) {
+int64_t pick(const Problem& p, Work& s, int t, const Bound& bound, float top) {
   float* score = s.score.data();
   bool stale = false;  // the largest score was a chosen atom's
   for (int i = 0; i < t; ++i) {
@@ -241,7 +241,6 @@ int64_t pick(const Problem& p, Work& s, const float* y, int t, const Bound& boun
   s.candidates += s.cand.size();
   for (int64_t j : s.cand)  // candidate rows are scattered in memory: ask for them early
     for (int64_t l = 0; l < p.e; l += 16) __builtin_prefetch(p.atoms + j * p.e + l);
-  residual(p, s, y, t);
   int64_t best = -1; float best_score = -1.0f;
   for (int64_t j : s.cand) {
     const float v = std::fabs(dot(p.atoms + j * p.e, s.r.data(), p.e));
@@ -272,13 +271,16 @@ void run_target(const Problem& p, Work& s, int64_t b) {
       s0 += std::fabs(static_cast<double>(s.coef[i]));
     }
     const float top = correlations(p, a0, s.rows.data(), s.gg.data(), live, s.score.data());
+    residual(p, s, y, t);  // r = y - D_S gamma in float32, what the candidates are re-scored with
+    const double rnorm = std::sqrt(static_cast<double>(dot(s.r.data(), s.r.data(), e)));
     // |alpha_j - fl32 score_j| <= n_j * a + b: float16 G (gerr n_i n_j per entry, subnormals
-    // gscale 2^-25), alpha0 (a0err |y| n_j), float32 sums of t + 1 terms, the float32 residual
-    // (t + 1) u (|y| + s1) and the float32 dot of e terms, 1.01 e u |r| <= 1.01 e u (|y| + s1).
-    const double rest = p.grest * s1 + p.a0err * ynorm + (3.0 * (t + 2) + 1.01 * e) * u * (ynorm + s1) + 1e-30;
+    // gscale 2^-25), alpha0 (a0err |y| n_j), float32 sums of t + 1 terms and the float32 residual,
+    // each (t + 1) u (|y| + s1), and the float32 dot of e terms, 1.01 e u |r|.
+    const double rest = p.grest * s1 + p.a0err * ynorm + 3.0 * (t + 2) * u * (ynorm + s1)
+                        + 1.02 * e * u * rnorm + 1e-30;
     const Bound bound{1.05 * (p.gerr * s1 + rest), 1.05 * p.gscale * std::ldexp(1.0, -25) * s0, p.gerr - p.grest,
                       rest, live};
-    const int64_t j = pick(p, s, y, t, bound, top);
+    const int64_t j = pick(p, s, t, bound, top);
     if (j < 0) {  // left to the caller's screened selection
       ++s.crowded;
       p.out_idx[b * k] = -1;
