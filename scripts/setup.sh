@@ -48,4 +48,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \
     >/dev/null 2>&1 || echo "chromium not installed (need root?); only the report screenshot test needs it" >&2
 fi
+# 5. A C++ compiler: OMP's default (gram) selection compiles its kernel once into the cache; without
+# g++ it falls back to the slower screened selection (one log line).
+if ! command -v g++ >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null 2>&1 \
+    || echo "g++ not installed (need root?); OMP will use its screened selection" >&2
+fi
 echo "tokengraft set-up complete (cache: $CACHE)"

@@ -7,6 +7,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods import InitProblem
 from tokengraft.transplant.methods.omp import OMPOptions, omp, omp_batched
+from tokengraft.transplant.methods.omp_batch import Dictionary
 from tokengraft.transplant.methods.omp_reference import omp_reference
 from transplant_fixtures import run_contract
 
@@ -44,7 +45,7 @@ def test_reference_recovers_the_planted_combination():
     assert residual < 1e-6
 
 
-@pytest.mark.parametrize("selection", ["screened", "exact"])
+@pytest.mark.parametrize("selection", ["gram", "screened", "exact"])
 def test_fast_pursuit_equals_the_reference(selection):
     atoms = gaussian(400, 48, seed=1)
     targets = gaussian(12, 48, seed=2)
@@ -81,6 +82,63 @@ def test_screened_scan_separates_atoms_closer_than_bfloat16_resolution():
     assert screened.indices[:, 0].tolist() == list(range(200, 240))
     assert torch.equal(screened.indices, exact.indices)
     assert torch.allclose(screened.coef, exact.coef, atol=1e-5)
+
+
+def test_gram_selection_runs_its_kernel_and_separates_close_twins():
+    """The compiled Batch-OMP kernel (g++ is part of the set-up) picks the exact pursuit's atoms,
+    twins 2^-10 apart included, and its float16 Gram matrix is G / max squared norm."""
+    atoms = gaussian(200, 32, seed=13)
+    atoms = torch.cat([atoms, atoms[:40] * (1.0 + 2.0 ** -10)])
+    targets = torch.cat([atoms[:40] + 0.01 * gaussian(40, 32, seed=14), gaussian(30, 32, seed=15)])
+    dictionary = Dictionary(atoms)
+    gram = omp_batched(targets, dictionary, 4, selection="gram")
+    exact = omp_batched(targets, atoms, 4, selection="exact")
+    assert dictionary.gram_fallback == ""                        # the kernel ran: no fallback
+    assert dictionary.gram_stats[0] > 0                          # atoms re-scored in float32
+    assert gram.indices[:40, 0].tolist() == list(range(200, 240))
+    assert torch.equal(gram.indices, exact.indices)
+    assert torch.allclose(gram.coef, exact.coef, atol=1e-5)
+    assert torch.allclose(gram.residual, exact.residual, atol=1e-6)
+    matrix, scale = dictionary.gram()
+    assert scale == pytest.approx(float((atoms * atoms).sum(1).max()))
+    assert torch.allclose(matrix.float() * scale, atoms @ atoms.T, rtol=2.0 ** -10, atol=1e-4)
+
+
+def test_gram_selection_hands_crowded_targets_to_the_screened_one(monkeypatch):
+    """A band wider than BAND atoms (here 1) cannot be checked cheaply: those targets are re-run
+    by the screened selection, and every pick still equals the exact pursuit's."""
+    import tokengraft.transplant.methods.omp_batch as batch
+
+    monkeypatch.setattr(batch, "BAND", 1)
+    atoms = gaussian(300, 24, seed=16)
+    targets = gaussian(20, 24, seed=17)
+    dictionary = Dictionary(atoms)
+    gram = omp_batched(targets, dictionary, 10, selection="gram")
+    exact = omp_batched(targets, atoms, 10, selection="exact")
+    assert dictionary.gram_stats[1] > 0                          # some targets were handed over
+    assert torch.equal(gram.indices, exact.indices)
+    assert torch.allclose(gram.coef, exact.coef, atol=1e-5)
+
+
+@pytest.mark.parametrize("cause", ["compiler", "memory"])
+def test_gram_selection_falls_back_to_screened_with_one_log_line(monkeypatch, caplog, cause):
+    import tokengraft.transplant.methods.omp_gram as gram_module
+
+    if cause == "compiler":
+        monkeypatch.setattr(gram_module, "_library", None)
+        monkeypatch.setattr(gram_module, "_failed", None)
+        monkeypatch.setenv("CXX", "/nonexistent/g++")
+    else:
+        monkeypatch.setattr(gram_module, "MEMORY_SHARE", 0.0)
+    atoms, targets = gaussian(100, 16, seed=18), gaussian(6, 16, seed=19)
+    dictionary = Dictionary(atoms)
+    with caplog.at_level("WARNING"):
+        fit = omp_batched(targets, dictionary, 5, selection="gram")
+        omp_batched(targets, dictionary, 5, selection="gram")
+    lines = [r.getMessage() for r in caplog.records if "gram selection unavailable" in r.getMessage()]
+    assert len(lines) == 1 and ("g++" in lines[0] if cause == "compiler" else "memory" in lines[0])
+    screened = omp_batched(targets, atoms, 5, selection="screened")
+    assert torch.equal(fit.indices, screened.indices) and torch.equal(fit.coef, screened.coef)
 
 
 def test_unknown_selection_is_an_error():

@@ -6,11 +6,12 @@ vectors (a donor model's embeddings on the new tokenizer, else auxiliary vectors
 dictionary is the shared tokens' vectors; each non-shared token is approximated with ``k``
 atoms chosen greedily, and its new row is ``sum_j c_j * old[copied[shared_j]]``.
 
-The pursuit (:mod:`.omp_batch`) is batched: B targets advance together, the least-squares
-coefficients grow by one Cholesky row per step (Batch-OMP's update), and each step's selection
-scans all atoms with one bfloat16 matrix product whose best candidates are re-scored in float32
-(``selection="screened"``, checked to give the plain pursuit's picks); ``selection="exact"``
-scans in float32. :func:`omp_reference` (one target, ``lstsq`` every step) is the plain version
+The pursuit (:mod:`.omp_batch`): by default (``selection="gram"``, :mod:`.omp_gram`) Batch-OMP
+with a float16 Gram matrix in a compiled kernel, one token per core through all k steps; where
+no C++ compiler or not enough memory is available (or off CPU) it falls back, with one log line,
+to ``"screened"``: B targets advance together and each step scans all atoms with one bfloat16
+matrix product whose best candidates are re-scored in float32. Both are checked to give the plain
+pursuit's picks; ``selection="exact"`` scans in float32. :func:`omp_reference` (one target, ``lstsq`` every step) is the plain version
 the tests hold both to. ``benchmarks/bench_omp.py`` times them against mergekit's.
 
 Fallbacks (default: the old matrix's mean row): a token whose vector in the space is zero or
@@ -28,7 +29,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.transplant.methods.base import DONOR, InitProblem, InitResult, Needs, register
 from tokengraft.transplant.methods.fallback import check_fallback, finish, finite_rows, validate
-from tokengraft.transplant.methods.omp_batch import SELECTIONS, Dictionary, OMPFit, omp_batched
+from tokengraft.transplant.methods.omp_batch import SELECTIONS, Dictionary, OMPFit, omp_batched, resolve_selection
 
 __all__ = ["OMPFit", "OMPOptions", "omp", "omp_batched"]
 
@@ -42,7 +43,7 @@ class OMPOptions:
     batch_size: int = 1024   # targets per batched pursuit; memory ~ batch_size x atoms floats
     ridge: float = 1e-6      # Tikhonov term, relative to each chosen atom's squared norm
     fallback: str = "mean"   # "mean" | "normal" for tokens without a vector in the space
-    selection: str = "screened"  # "screened" (bfloat16 scan, float32 check) | "exact" (float32 scan)
+    selection: str = "gram"  # "gram" (compiled Batch-OMP; falls back to screened) | "screened" | "exact"
 
 
 def _space(problem: InitProblem, which: str) -> tuple[str, torch.Tensor]:
@@ -90,9 +91,16 @@ def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
     old_atoms = problem.old[problem.copied[shared.to(problem.copied.device)]].float()
     k = min(options.k, atoms.size)
     start = time.perf_counter()
+    selection = resolve_selection(atoms, options.selection, space.device)
+    # the gram selection takes all tokens at once (it batches inside and keeps memory small)
+    whole = selection == "gram" and wanted.numel() > 0
+    fits = [omp_batched(space[wanted].float(), atoms, k, ridge=options.ridge, selection=selection)] if whole else []
     for first in range(0, wanted.numel(), options.batch_size):
         ids = wanted[first:first + options.batch_size]
-        fit = omp_batched(space[ids].float(), atoms, k, ridge=options.ridge, selection=options.selection)
+        if whole:
+            fit = fits[0].slice(first, first + ids.numel())
+        else:
+            fit = omp_batched(space[ids].float(), atoms, k, ridge=options.ridge, selection=selection)
         picked = old_atoms[fit.indices.to(old_atoms.device)]                 # (B, k, d)
         rows[ids.to(rows.device)] = torch.bmm(fit.coef.to(picked.device).unsqueeze(1), picked).squeeze(1)
         residual[ids.cpu()] = fit.residual.cpu()
@@ -100,7 +108,7 @@ def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
     for t in wanted.tolist():
         source[t] = "omp"
     if wanted.numel():
-        logger.info("omp in the %s space: %d tokens, %d atoms, k=%d, %.1f s, median relative residual %.3f",
-                 name, wanted.numel(), atoms.size, k, time.perf_counter() - start,
+        logger.info("omp in the %s space: %d tokens, %d atoms, k=%d, %s selection, %.1f s, median relative"
+                    " residual %.3f", name, wanted.numel(), atoms.size, k, selection, time.perf_counter() - start,
                  float(residual[wanted.cpu()].median()))
     return finish(problem, rows, source, options.fallback, residual)

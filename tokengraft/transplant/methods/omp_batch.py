@@ -11,29 +11,34 @@ Two parts cost something:
   Cholesky factor of the chosen atoms' Gram matrix grows by one row per step, so each step's
   least-squares solve is O(t^2) instead of a fresh factorisation (:class:`InverseCholesky`).
 * **Selection**: the correlations of the residual with all N atoms, N x e per target and step
-  (~80% of the time). ``selection="screened"`` (default) computes them with one bfloat16 matrix
-  product (about 3x the float32 rate on AVX512-BF16 CPUs), then re-scores in float32 the few atoms
-  (median 2-8 on Gemma-3's embeddings) whose bfloat16 score lies within a proven rounding bound of
-  the best, so the pick is the plain pursuit's (:func:`_screened_pick`). ``"exact"`` scans in float32.
+  (~80% of the time). ``selection="gram"`` (default) is Batch-OMP's other half, correlations
+  a = D x - G[S, :]^T x_S from a float16 Gram matrix, N x t instead of N x e per step, run by a
+  compiled kernel one target per core so that the target's t rows of G stay in cache
+  (:mod:`.omp_gram`); it falls back to ``"screened"`` where it cannot run. ``"screened"`` computes
+  the correlations with one bfloat16 matrix product (about 3x the float32 rate on AVX512-BF16
+  CPUs), then re-scores in float32 the few atoms (median 2-8 on Gemma-3's embeddings) whose
+  bfloat16 score lies within a proven rounding bound of the best (:func:`_screened_pick`).
+  Both give the plain pursuit's picks; ``"exact"`` scans in float32.
 
-Measured and dropped (2-core CPU, SmolLM2 -> Gemma-3, 46,257 atoms x 640, k = 64): Batch-OMP's
-other half, correlations a = D x - G[S, :]^T x_S from the N x N Gram matrix. It needs N x t
-instead of N x e multiply-adds per step (2,080 rows of G per target over 64 steps against
-64 x 640), but the t rows differ per target (the 1,024 targets of one batch pick 28,896 distinct
-atoms), so every step streams B x t x N floats from memory: 51.6 s per 1k targets on one core
-(``embedding_bag`` over column tiles of G) against 25-28 s for this bfloat16 scan, after 60 s and
-8.6 GB for G. Shortlists that skip the scan on some steps change the pursuit (one different pick
-changes the rest: median row cosine 0.3-0.4 against the exact pursuit), so every step scans.
+Measured and dropped (2-core CPU, SmolLM2 -> Gemma-3, 46,257 atoms x 640, k = 64): the Gram
+route in pure torch, a batch of targets per step. The t rows of G differ per target (the 1,024
+targets of one batch pick 28,896 distinct atoms), so every step streams B x t x N floats from
+memory: 51.6 s per 1k targets on one core against 25-28 s for the bfloat16 scan. Shortlists that
+skip the scan on some steps change the pursuit (one different pick changes the rest: median row
+cosine 0.3-0.4 against the exact pursuit), so every step scores all atoms.
 
 Atoms (N, e) are prepared once (:class:`Dictionary`) and shared by all batches.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
 from tokengraft.errors import TokengraftError
+
+logger = logging.getLogger(__name__)
 
 # An atom closer than 1% of its norm to the span of the atoms already chosen (squared: 1e-4) is
 # numerically a combination of them in float32: it gets coefficient 0 instead of a huge,
@@ -43,9 +48,10 @@ DEPENDENT = 1e-4
 # finished: later atoms get coefficient 0. Otherwise atoms picked by rounding noise get large
 # coefficients that cancel in the donor space but not after the transfer to the old rows.
 STOP2 = 1e-5
-SELECTIONS = ("screened", "exact")
+SELECTIONS = ("gram", "screened", "exact")
 ROUND = 2.0 ** -8       # bfloat16 unit roundoff (8 significant bits): the rounding of a score
 BAND = 2048             # candidates a target may have before it is re-scored in float32 instead
+GRAM_RERUN = 1024       # targets per screened batch for those the gram selection leaves over
 BLOCK = 256             # atoms per block of the candidate search (the bfloat16 copy is padded to it)
 
 
@@ -54,6 +60,9 @@ class OMPFit:
     indices: torch.Tensor    # (B, k) long: chosen atoms in selection order
     coef: torch.Tensor       # (B, k) coefficients (0 for an atom dropped as dependent)
     residual: torch.Tensor   # (B,) ||x - coef @ atoms[indices]|| / ||x|| (0 where x = 0)
+
+    def slice(self, start: int, stop: int) -> "OMPFit":
+        return OMPFit(self.indices[start:stop], self.coef[start:stop], self.residual[start:stop])
 
 
 class Dictionary:
@@ -64,6 +73,10 @@ class Dictionary:
         self.max_norm = float(self.atoms.norm(dim=1).max()) if self.atoms.numel() else 0.0
         self._low: torch.Tensor | None = None
         self.low_error = self.low_norm = 0.0  # max ||a' - a||, max ||a'|| of the bfloat16 atoms a'
+        self._gram: tuple[torch.Tensor, float] | None = None
+        self._norms: torch.Tensor | None = None
+        self.gram_fallback: str | None = None  # why the gram selection cannot run ("" when it can)
+        self.gram_stats = (0, 0, 0)  # (atoms re-scored in float32, targets left to the screened selection, refined bands) by the gram selection
 
     @property
     def size(self) -> int:
@@ -77,6 +90,20 @@ class Dictionary:
             self.low_norm = float(low.float().norm(dim=1).max()) if self.size else 0.0
             self._low = torch.nn.functional.pad(low, (0, 0, 0, -self.size % BLOCK))
         return self._low
+
+
+    def norms(self) -> torch.Tensor:
+        if self._norms is None:
+            self._norms = self.atoms.norm(dim=1).contiguous()
+        return self._norms
+
+    def gram(self) -> tuple[torch.Tensor, float]:
+        """(G / scale in float16, scale) for the gram selection; built once (:func:`.omp_gram.gram_matrix`)."""
+        if self._gram is None:
+            from tokengraft.transplant.methods.omp_gram import gram_matrix
+
+            self._gram = gram_matrix(self.atoms)
+        return self._gram
 
 
 class InverseCholesky:
@@ -182,8 +209,22 @@ def _relative_residual(targets: torch.Tensor, atoms: torch.Tensor, fit_idx: torc
     return torch.where(norm > 0, (targets - approx).norm(dim=1) / norm.clamp_min(1e-30), torch.zeros_like(norm))
 
 
+def resolve_selection(dictionary: Dictionary, selection: str, device: torch.device) -> str:
+    """``selection``, except "gram" where its kernel cannot run: then "screened" (logged once per dictionary)."""
+    if selection != "gram":
+        return selection
+    if dictionary.gram_fallback is None:
+        from tokengraft.transplant.methods.omp_gram import unavailable
+
+        why = "it runs on CPU tensors only" if torch.device(device).type != "cpu" else unavailable(dictionary.size)
+        dictionary.gram_fallback = why or ""
+        if why:
+            logger.warning("omp: gram selection unavailable (%s); using the screened selection", why)
+    return "screened" if dictionary.gram_fallback else "gram"
+
+
 def omp_batched(targets: torch.Tensor, atoms: torch.Tensor | Dictionary, k: int, *, ridge: float = 1e-6,
-                selection: str = "screened") -> OMPFit:
+                selection: str = "gram") -> OMPFit:
     """Greedy OMP for a batch of targets, on the targets' device.
 
     targets: (B, e) float32; atoms: (N, e) or a prepared :class:`Dictionary`; ``1 <= k <= N``.
@@ -200,6 +241,18 @@ def omp_batched(targets: torch.Tensor, atoms: torch.Tensor | Dictionary, k: int,
     if selection not in SELECTIONS:
         raise TokengraftError(f"unknown selection {selection!r}; choose one of {SELECTIONS}")
     targets = targets.float()
+    if selection == "gram":
+        selection = resolve_selection(dictionary, selection, targets.device)
+        if selection == "gram":
+            from tokengraft.transplant.methods.omp_gram import gram_pursuit
+
+            fit = OMPFit(*gram_pursuit(targets, dictionary, k, ridge, DEPENDENT, STOP2, BAND))
+            crowded = (fit.indices[:, 0] < 0).nonzero().squeeze(1)
+            for first in range(0, crowded.numel(), GRAM_RERUN):  # bands too wide to check: screened
+                ids = crowded[first:first + GRAM_RERUN]
+                rest = omp_batched(targets[ids], dictionary, k, ridge=ridge, selection="screened")
+                fit.indices[ids], fit.coef[ids], fit.residual[ids] = rest.indices, rest.coef, rest.residual
+            return fit
     atoms = dictionary.atoms
     batch, dim = targets.shape
     indices = torch.zeros(batch, k, dtype=torch.long, device=targets.device)
