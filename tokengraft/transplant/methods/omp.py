@@ -11,8 +11,9 @@ with a float16 Gram matrix in a compiled kernel, one token per core through all 
 no C++ compiler or not enough memory is available (or off CPU) it falls back, with one log line,
 to ``"screened"``: B targets advance together and each step scans all atoms with one bfloat16
 matrix product whose best candidates are re-scored in float32. Both are checked to give the plain
-pursuit's picks; ``selection="exact"`` scans in float32. :func:`omp_reference` (one target, ``lstsq`` every step) is the plain version
-the tests hold both to. ``benchmarks/bench_omp.py`` times them against mergekit's.
+pursuit's picks; ``selection="exact"`` scans in float32. :func:`omp_reference` (one target,
+``lstsq`` every step) is the plain version the tests hold both to. ``benchmarks/bench_omp.py``
+times them against mergekit's.
 
 Fallbacks (default: the old matrix's mean row): a token whose vector in the space is zero or
 non-finite (``fallback:no-vector``), every token when no shared token has a vector
@@ -93,14 +94,12 @@ def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
     start = time.perf_counter()
     selection = resolve_selection(atoms, options.selection, space.device)
     # the gram selection takes all tokens at once (it batches inside and keeps memory small)
-    whole = selection == "gram" and wanted.numel() > 0
-    fits = [omp_batched(space[wanted].float(), atoms, k, ridge=options.ridge, selection=selection)] if whole else []
+    every = (omp_batched(space[wanted].float(), atoms, k, ridge=options.ridge, selection=selection)
+             if selection == "gram" and wanted.numel() else None)
     for first in range(0, wanted.numel(), options.batch_size):
         ids = wanted[first:first + options.batch_size]
-        if whole:
-            fit = fits[0].slice(first, first + ids.numel())
-        else:
-            fit = omp_batched(space[ids].float(), atoms, k, ridge=options.ridge, selection=selection)
+        fit = every.slice(first, first + ids.numel()) if every is not None else \
+            omp_batched(space[ids].float(), atoms, k, ridge=options.ridge, selection=selection)
         picked = old_atoms[fit.indices.to(old_atoms.device)]                 # (B, k, d)
         rows[ids.to(rows.device)] = torch.bmm(fit.coef.to(picked.device).unsqueeze(1), picked).squeeze(1)
         residual[ids.cpu()] = fit.residual.cpu()

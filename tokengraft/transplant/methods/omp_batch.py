@@ -76,7 +76,8 @@ class Dictionary:
         self._gram: tuple[torch.Tensor, float] | None = None
         self._norms: torch.Tensor | None = None
         self.gram_fallback: str | None = None  # why the gram selection cannot run ("" when it can)
-        self.gram_stats = (0, 0, 0)  # (atoms re-scored in float32, targets left to the screened selection, refined bands) by the gram selection
+        # by the gram selection: (atoms re-scored in float32, targets left to screened, refined bands)
+        self.gram_stats = (0, 0, 0)
 
     @property
     def size(self) -> int:
@@ -90,7 +91,6 @@ class Dictionary:
             self.low_norm = float(low.float().norm(dim=1).max()) if self.size else 0.0
             self._low = torch.nn.functional.pad(low, (0, 0, 0, -self.size % BLOCK))
         return self._low
-
 
     def norms(self) -> torch.Tensor:
         if self._norms is None:
@@ -157,8 +157,9 @@ def _screened_pick(residual: torch.Tensor, dictionary: Dictionary, chosen: torch
     with m the largest bfloat16 score, the exact best scores at least L = m - e(m), and only atoms
     whose bfloat16 score is >= (m (1 - ROUND) - 2 e_0) / (1 + ROUND) can reach L (e_0: e without
     its last term). Those (found block by block) are re-scored in float32; the best one not yet
-    chosen is the plain pursuit's pick when it scores >= L. A target whose band holds more than ``BAND`` atoms or whose
-    check fails (its best bfloat16 atom was one already chosen: all scores ~0) is re-scored in float32.
+    chosen is the plain pursuit's pick when it scores >= L. A target whose band holds more than
+    ``BAND`` atoms or whose check fails (its best bfloat16 atom was one already chosen: all scores
+    ~0) is re-scored in float32.
     """
     batch = residual.shape[0]
     low = residual.to(torch.bfloat16)
