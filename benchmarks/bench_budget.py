@@ -12,15 +12,17 @@ libreoffice:de:heldout and on German man pages, text from outside LibreOffice); 
 quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judged on
 libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
 
-- ``default``: the default transplant (graft) healed in heal's default mode (embeddings);
+- ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
+  the embeddings, sparse row steps);
+- ``emb``: heal's default before session 6 (``--mode embeddings``: the embeddings only);
 - ``dense-b8``: heal's default before session 4 (batches of 8 rows, dense Adam steps on every row);
 - ``hypernet``: the transplant a trained hypernetwork makes (``--hypernet DIR`` at the transplant
-  stage), healed in the default mode;
+  stage), healed like ``emb``;
 - ``emb-fvt``: plain LM-loss training of the embeddings from FVT (ReTok-style);
 - ``fit``: ``--mode fit`` from graft (hidden-state matching, output-row fit, then LM training);
 - ``alm``: ALM distillation from graft;
 - ``fair``: the original model with its own tokenizer trained the same way as the default, on
-  the same text for the same time (``fair-dense-b8``: the same as ``dense-b8``).
+  the same text for the same time (``fair-emb``, ``fair-dense-b8``: the same as ``emb``, ``dense-b8``).
 
 ``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
 the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
@@ -66,13 +68,17 @@ PAIRS = {
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
     "fair": ("original", []),
-    "dense-b8": ("graft", ["--batch-size", "8", "--no-sparse-rows"]),
-    "fair-dense-b8": ("original", ["--batch-size", "8", "--no-sparse-rows"]),
-    "hypernet": ("hypernet", []),
+    "emb": ("graft", ["--mode", "embeddings"]),
+    "fair-emb": ("original", ["--mode", "embeddings"]),
+    "dense-b8": ("graft", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
+    "fair-dense-b8": ("original", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
+    "hypernet": ("hypernet", ["--mode", "embeddings"]),
     "emb-fvt": ("fvt", ["--mode", "embeddings"]),
     "fit": ("graft", ["--mode", "fit"]),
     "alm": ("graft", ["--mode", "alm"]),
 }
+
+OLD_DEFAULTS = ("emb", "fair-emb", "dense-b8", "fair-dense-b8")
 
 
 def tool(*args: str) -> list[str]:
@@ -198,10 +204,10 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(8, 4))
-        colors = plt.cm.tab20.colors  # 20 distinct colours; earlier defaults (dense-b8) dashed
+        colors = plt.cm.tab20.colors  # 20 distinct colours; earlier defaults dashed
         for i, (method, points) in enumerate(curves.items()):
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method,
-                    color=colors[i % len(colors)], ls="--" if "dense-b8" in method else "-")
+                    color=colors[i % len(colors)], ls="--" if method.split(",")[0] in OLD_DEFAULTS else "-")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel="healing seconds (CPU, one thread beside the other run)",
                ylabel="BPB / original's (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def options(world, tmp_path, **kw) -> HealOptions:
-    base = dict(model=str(world["student"]), corpus=[str(world["corpus"])], steps=12, seq_len=32, batch_size=4,
-                lr=1e-2, warmup=2, save_every=0, eval_every=0, out=str(tmp_path / "out"), progress=False)
+    base = dict(model=str(world["student"]), corpus=[str(world["corpus"])], mode="embeddings", steps=12, seq_len=32,
+                batch_size=4, lr=1e-2, warmup=2, save_every=0, eval_every=0, out=str(tmp_path / "out"), progress=False)
     base.update(kw)
     return HealOptions(**base)
 
@@ -228,3 +228,42 @@ def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp
     assert torch.equal(before["model.embed_tokens.weight"][unused], after["model.embed_tokens.weight"][unused])
     seen = torch.tensor(sorted(used))
     assert not torch.equal(before["lm_head.weight"][seen], after["lm_head.weight"][seen])
+
+
+def test_the_default_mode_trains_lora_adapters_and_only_the_rows_the_text_uses(heal_world, tmp_path):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    default = HealOptions(model="m")
+    assert (default.mode, default.learning_rate, default.sparse_rows) == ("lora", 2e-3, True)
+    student = _untied_student(heal_world, tmp_path / "untied")
+    tok = AutoTokenizer.from_pretrained(student)
+    used = {tok.eos_token_id}
+    for doc in sorted(heal_world["corpus"].iterdir()):
+        used.update(tok(doc.read_text(encoding="utf-8"))["input_ids"])
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None))
+    before, after = weights(student), weights(result.out)
+    assert set(after) == set(before)  # adapters merged into plain weights
+    assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"],
+                           after["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(before["model.norm.weight"], after["model.norm.weight"])
+    unused = torch.tensor([i for i in range(len(tok)) if i not in used])
+    assert len(unused) >= 10
+    for name in ("lm_head.weight", "model.embed_tokens.weight"):
+        assert torch.equal(before[name][unused], after[name][unused]), name
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+
+
+def test_lora_mode_keeps_rows_and_matrices_the_options_freeze(heal_world, tmp_path):  # noqa: F811
+    student = _untied_student(heal_world, tmp_path / "untied")
+    result = heal(options(heal_world, tmp_path / "a", model=str(student), steps=3, mode="lora", rows="output"))
+    before, after = weights(student), weights(result.out)
+    assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    lines = [json.loads(x) for x in (student / "transplant_tokens.jsonl").read_text().splitlines()]
+    copied = torch.tensor([x["src"] in ("copied", "special:content") for x in lines])
+    result = heal(options(heal_world, tmp_path / "b", model=str(student), steps=3, mode="lora", only_new=True,
+                          sparse_rows=False))
+    after = weights(result.out)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(before[name][copied], after[name][copied]), name
+        assert not torch.equal(before[name][~copied], after[name][~copied]), name

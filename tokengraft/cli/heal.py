@@ -23,9 +23,10 @@ def register(subparsers: Any) -> None:
     from tokengraft.heal.options import ALM_PARAMS, DEVICES, FIT_LOSSES, MODES, PRECISIONS, ROWS, HealOptions
 
     p = subparsers.add_parser(
-        "heal", help="train a transplanted model back to health (embeddings, ALM, LoRA, full)",
-        description="Continue training a (transplanted) model on text: only its embeddings, by cross-tokenizer "
-                    "distillation from the original model (ALM), with LoRA, or everything.",
+        "heal", help="train a transplanted model back to health (LoRA, embeddings, ALM, full)",
+        description="Continue training a (transplanted) model on text: LoRA adapters with its embeddings (the "
+                    "default), only its embeddings, by cross-tokenizer distillation from the original model "
+                    "(ALM), or everything.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     budget = ("steps", "tokens")  # one or the other

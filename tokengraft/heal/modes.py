@@ -1,9 +1,9 @@
 """Which parameters a healing run trains, and how the trained model is handed back.
 
-``embeddings``: only the input and output embedding matrices (one matrix when tied),
-optionally only the rows the transplant did not copy. ``full``: everything. ``lora``:
-LoRA adapters (``peft``) on every linear projection of the body, plus the embeddings
-themselves, merged back into plain weights at the end so the output loads without peft.
+``lora`` (the default): LoRA adapters (``peft``) on every linear projection of the body, plus
+the embeddings themselves, merged back into plain weights at the end so the output loads
+without peft. ``embeddings``: only the input and output embedding matrices (one matrix when
+tied). Both can keep the rows the transplant copied (``--only-new``). ``full``: everything.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def mask_rows(param: torch.nn.Parameter, frozen: torch.Tensor) -> None:
 
 def train_one_matrix(model: Any, rows: str) -> None:
     """Freeze the input (``rows="output"``) or output (``rows="input"``) embedding matrix."""
-    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    emb, head = base.get_input_embeddings(), base.get_output_embeddings()
     if head is None or head.weight is emb.weight:
         raise TokengraftError(f"--rows {rows} trains one embedding matrix, but this model's input and output "
                               "embeddings are one tied matrix; use --rows both")
@@ -58,8 +59,8 @@ def prepare(model: Any, trains: str, frozen_rows: tuple[torch.Tensor, torch.Tens
             lora_r: int = 16, lora_alpha: int = 32) -> Any:
     """Set ``requires_grad`` for ``trains`` (embeddings | full | lora); returns the model to train.
 
-    ``frozen_rows``: (input, output) bool masks of rows kept as they are (``--only-new``);
-    a tied matrix is frozen where both masks say so.
+    ``frozen_rows``: (input, output) bool masks of rows kept as they are (``--only-new``,
+    embeddings and lora); a tied matrix is frozen where both masks say so.
     """
     if trains == "lora":
         try:
@@ -68,23 +69,26 @@ def prepare(model: Any, trains: str, frozen_rows: tuple[torch.Tensor, torch.Tens
             raise TokengraftError("--mode lora needs peft; install it with: pip install 'tokengraft[heal]'") from None
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=_linear_targets(model))
         model = get_peft_model(model, config)
-        for p in embedding_params(model.get_base_model()):
-            p.requires_grad_(True)
+        _train_embeddings(model.get_base_model(), frozen_rows)
         return model
     for p in model.parameters():
         p.requires_grad_(trains == "full")
     if trains == "embeddings":
-        params = embedding_params(model)
-        for p in params:
-            p.requires_grad_(True)
-        if frozen_rows is not None:
-            inputs, outputs = frozen_rows
-            if len(params) == 1:
-                mask_rows(params[0], inputs & outputs)
-            else:
-                mask_rows(params[0], inputs)
-                mask_rows(params[1], outputs)
+        _train_embeddings(model, frozen_rows)
     return model
+
+
+def _train_embeddings(model: Any, frozen_rows: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    params = embedding_params(model)
+    for p in params:
+        p.requires_grad_(True)
+    if frozen_rows is not None:
+        inputs, outputs = frozen_rows
+        if len(params) == 1:
+            mask_rows(params[0], inputs & outputs)
+        else:
+            mask_rows(params[0], inputs)
+            mask_rows(params[1], outputs)
 
 
 def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ ROWS = ("both", "input", "output")
 DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows.
-DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 1e-3}
+DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 2e-3}
 DEFAULT_STEPS = 200  # without --steps, --tokens or --max-seconds
 DEFAULT_FIT_SECONDS = 540.0  # --mode fit without --max-seconds: nine minutes
 # The teacher's tokenizer is usually the less efficient one on the healing text (that is
@@ -32,7 +32,7 @@ TEACHER_LEN_FACTOR = 2
 class HealOptions:
     model: str                                   # transplanted model folder (or any causal LM spec)
     corpus: list[str] = field(default_factory=list)  # training corpus specs
-    mode: str = "embeddings"                     # embeddings | fit | alm | full | lora
+    mode: str = "lora"                           # lora (LoRA adapters + embeddings) | embeddings | fit | alm | full
     teacher: str | None = None                   # ALM teacher spec; None: the base model in transplant.json
     steps: int | None = None                     # optimizer steps (default: 200, or as many as --max-seconds allows)
     tokens: int | None = None                    # training budget in student tokens; sets the number of steps
@@ -155,13 +155,14 @@ class HealOptions:
                 f"({world_size} x {self.grad_accum}); change one of them")
         if self.learning_rate <= 0 or self.tau <= 0:
             bad("--lr and --tau must be positive")
-        if self.only_new and self.trains != "embeddings":
-            bad("--only-new masks embedding rows, so it needs --mode embeddings (or alm with --alm-params embeddings)")
+        if self.only_new and self.trains not in ("embeddings", "lora"):
+            bad("--only-new masks embedding rows, so it needs --mode lora or embeddings (or alm with --alm-params "
+                "embeddings or lora)")
         if self.rows not in ROWS:
             bad(f"unknown --rows {self.rows!r}; choose one of {', '.join(ROWS)}")
-        if self.rows != "both" and self.trains != "embeddings":
-            bad("--rows chooses an embedding matrix, so it needs --mode embeddings or fit "
-                "(or alm with --alm-params embeddings)")
+        if self.rows != "both" and self.trains not in ("embeddings", "lora"):
+            bad("--rows chooses an embedding matrix, so it needs --mode lora, embeddings or fit "
+                "(or alm with --alm-params embeddings or lora)")
         if self.teacher is not None and self.mode not in ("alm", "fit"):
             bad("--teacher is only used by --mode alm and fit; drop it or choose one of those")
         if self.mode == "fit":
