@@ -209,15 +209,21 @@ def test_rows_on_a_tied_model_is_a_clear_error(heal_world, tmp_path):  # noqa: F
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp_path, sparse):  # noqa: F811
+def _used_ids(world, student):
+    """The student's tokenizer and the ids the training corpus uses (the end-of-text token included)."""
     from transformers import AutoTokenizer
 
-    student = _untied_student(heal_world, tmp_path / "untied")
     tok = AutoTokenizer.from_pretrained(student)
     used = {tok.eos_token_id}
-    for doc in sorted(heal_world["corpus"].iterdir()):
+    for doc in sorted(world["corpus"].iterdir()):
         used.update(tok(doc.read_text(encoding="utf-8"))["input_ids"])
+    return tok, used
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp_path, sparse):  # noqa: F811
+    student = _untied_student(heal_world, tmp_path / "untied")
+    tok, used = _used_ids(heal_world, student)
     result = heal(options(heal_world, tmp_path, model=str(student), steps=4, sparse_rows=sparse))
     before, after = weights(student), weights(result.out)
     unused = torch.tensor([i for i in range(len(tok)) if i not in used])
@@ -231,15 +237,10 @@ def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp
 
 
 def test_the_default_mode_trains_lora_adapters_and_only_the_rows_the_text_uses(heal_world, tmp_path):  # noqa: F811
-    from transformers import AutoTokenizer
-
     default = HealOptions(model="m")
     assert (default.mode, default.learning_rate, default.sparse_rows) == ("lora", 2e-3, True)
     student = _untied_student(heal_world, tmp_path / "untied")
-    tok = AutoTokenizer.from_pretrained(student)
-    used = {tok.eos_token_id}
-    for doc in sorted(heal_world["corpus"].iterdir()):
-        used.update(tok(doc.read_text(encoding="utf-8"))["input_ids"])
+    tok, used = _used_ids(heal_world, student)
     result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None))
     before, after = weights(student), weights(result.out)
     assert set(after) == set(before)  # adapters merged into plain weights

@@ -19,7 +19,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 ROWS = ("both", "input", "output")
 DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
-# of a pretrained model needs a small step to keep what it knows.
+# of a pretrained model needs a small step to keep what it knows (full). LoRA's adapters start
+# at zero and share one step size with the embeddings: 2e-3 was the best trade between
+# LibreOffice and man-page dev text (README, "Heal on a CPU budget").
 DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 2e-3}
 DEFAULT_STEPS = 200  # without --steps, --tokens or --max-seconds
 DEFAULT_FIT_SECONDS = 540.0  # --mode fit without --max-seconds: nine minutes

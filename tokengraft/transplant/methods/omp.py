@@ -98,8 +98,10 @@ def omp(problem: InitProblem, options: OMPOptions) -> InitResult:
              if selection == "gram" and wanted.numel() else None)
     for first in range(0, wanted.numel(), options.batch_size):
         ids = wanted[first:first + options.batch_size]
-        fit = every.slice(first, first + ids.numel()) if every is not None else \
-            omp_batched(space[ids].float(), atoms, k, ridge=options.ridge, selection=selection)
+        if every is not None:
+            fit = every.slice(first, first + ids.numel())
+        else:
+            fit = omp_batched(space[ids].float(), atoms, k, ridge=options.ridge, selection=selection)
         picked = old_atoms[fit.indices.to(old_atoms.device)]                 # (B, k, d)
         rows[ids.to(rows.device)] = torch.bmm(fit.coef.to(picked.device).unsqueeze(1), picked).squeeze(1)
         residual[ids.cpu()] = fit.residual.cpu()
