@@ -166,6 +166,7 @@ CASES = [
     Case(H, "seq-len-too-short", HL + " --seq-len 4 --out {out}", r"--seq-len 4 is too short"),
     Case(H, "tokens-zero", HL.replace("--steps 1 ", "") + " --tokens 0 --out {out}", r"--tokens must be positive"),
     Case(H, "only-new-with-full", HL + " --mode full --only-new --out {out}", r"--only-new masks embedding rows"),
+    Case(H, "interpolate-zero", HL + " --interpolate 0 --out {out}", r"--interpolate 0.0 is the share .* in \(0, 1\]"),
     Case(H, "corrupted-checkpoint", HL + " --resume --out {out}",
          r"step-00000002 is corrupted or incomplete \(checksum mismatch\)", setup=corrupted_checkpoint),
     Case(H, "resume-with-other-options", HL + " --resume --out {out}", r"was made with other options \(.*seed",

@@ -81,7 +81,9 @@ def test_alm_lowers_the_distillation_loss(heal_world, tmp_path):  # noqa: F811
 def test_lora_and_full_train_the_body_and_save_plain_weights(heal_world, tmp_path, mode):  # noqa: F811
     result = heal(options(heal_world, tmp_path, mode=mode, steps=3, lr=1e-3, eval=[str(heal_world["heldout"])],
                           eval_max_bytes=3000))
-    assert [e["step"] for e in result.eval_curve] == [0, 3]  # the BPB meter scores the (LoRA-wrapped) model
+    # the BPB meter scores the (LoRA-wrapped) model; lora's folder holds the default interpolation, scored last
+    assert [e["step"] for e in result.eval_curve] == ([0, 3, 3] if mode == "lora" else [0, 3])
+    assert result.eval_curve[-1].get("interpolate") == (0.75 if mode == "lora" else None)
     assert result.eval_curve[0]["bpb"] != result.eval_curve[1]["bpb"]
     before, after = weights(heal_world["student"]), weights(result.out)
     assert set(after) == set(before)  # LoRA merged away: no adapter keys, loads without peft
@@ -238,7 +240,7 @@ def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp
 
 def test_the_default_mode_trains_lora_adapters_and_only_the_rows_the_text_uses(heal_world, tmp_path):  # noqa: F811
     default = HealOptions(model="m")
-    assert (default.mode, default.learning_rate, default.sparse_rows) == ("lora", 2e-3, True)
+    assert (default.mode, default.learning_rate, default.sparse_rows, default.keep_share) == ("lora", 2e-3, True, 0.75)
     student = _untied_student(heal_world, tmp_path / "untied")
     tok, used = _used_ids(heal_world, student)
     result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None))
@@ -268,3 +270,21 @@ def test_lora_mode_keeps_rows_and_matrices_the_options_freeze(heal_world, tmp_pa
     for name in ("model.embed_tokens.weight", "lm_head.weight"):
         assert torch.equal(before[name][copied], after[name][copied]), name
         assert not torch.equal(before[name][~copied], after[name][~copied]), name
+
+
+def test_interpolate_keeps_that_share_of_the_trained_change(heal_world, tmp_path):  # noqa: F811
+    student = _untied_student(heal_world, tmp_path / "untied")
+    full = heal(options(heal_world, tmp_path / "a", model=str(student), steps=3, mode="lora", interpolate=1.0))
+    part = heal(options(heal_world, tmp_path / "b", model=str(student), steps=3, mode="lora", interpolate=0.25,
+                        eval=[str(heal_world["corpus"])]))
+    trained_eval, kept_eval = part.eval_curve[-2:]  # the curve ends with the model the folder holds
+    assert kept_eval["interpolate"] == 0.25 and "interpolate" not in trained_eval
+    assert kept_eval["bpb"] != trained_eval["bpb"]
+    before, trained, kept = weights(student), weights(full.out), weights(part.out)
+    moved = {n for n in before if not torch.equal(before[n], trained[n])}
+    assert {"model.layers.0.self_attn.q_proj.weight", "lm_head.weight", "model.embed_tokens.weight"} <= moved
+    for name in before:
+        torch.testing.assert_close(kept[name], before[name] + 0.25 * (trained[name] - before[name]), rtol=0,
+                                   atol=1e-6, msg=name)
+        if name not in moved:
+            assert torch.equal(kept[name], before[name]), name

@@ -137,3 +137,17 @@ def finalize(model: Any) -> Any:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def interpolate(model: Any, start: dict[str, torch.Tensor], keep: float) -> None:
+    """WiSE-FT weight averaging of a finalized model with the one training started from: every
+    parameter becomes ``start + keep x (trained - start)`` (a tied matrix once; LoRA's merged
+    change is scaled by ``keep``; frozen weights stay bit-identical)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            s = start[name].to(device=p.device, dtype=p.dtype)
+            if s.shape != p.shape:
+                raise TokengraftError(f"--interpolate: {name} has shape {tuple(p.shape)} here and "
+                                      f"{tuple(s.shape)} in the start model")
+            if not torch.equal(s, p):
+                p.copy_(s + keep * (p - s))

@@ -208,18 +208,23 @@ def _score(run: Run) -> None:
         model = run.accelerator.unwrap_model(run.model)
         # A peft model's ``base_model`` is not the decoder body the meter expects; the model
         # it wraps has the LoRA layers injected in place, so scoring it scores the adapters.
-        scored = model.get_base_model() if hasattr(model, "get_base_model") else model
-        device = str(run.accelerator.device)
-        entry: dict[str, Any] = {"step": run.step, "tokens": run.tokens_seen, "bpb": {}, "tokens_per_byte": {}}
-        for spec, corpus in run.eval_corpora:
-            bpb, tpb = compat.bits_per_byte(scored, run.tokenizer, corpus, device=device,
-                                            max_bytes=run.options.eval_max_bytes,
-                                            bf16=run.accelerator.mixed_precision == "bf16")
-            entry["bpb"][spec], entry["tokens_per_byte"][spec] = bpb, tpb
-        logger.info("step %d: held-out BPB %s", run.step, ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
-        run.eval_curve.append(entry)
+        _score_model(run, model.get_base_model() if hasattr(model, "get_base_model") else model)
         model.train()
     run.accelerator.wait_for_everyone()
+
+
+def _score_model(run: Run, scored: Any, **extra: Any) -> None:
+    """Append the held-out BPB of ``scored`` (this process only) to the eval curve."""
+    device = str(run.accelerator.device)
+    entry: dict[str, Any] = {"step": run.step, "tokens": run.tokens_seen, **extra, "bpb": {}, "tokens_per_byte": {}}
+    for spec, corpus in run.eval_corpora:
+        bpb, tpb = compat.bits_per_byte(scored, run.tokenizer, corpus, device=device,
+                                        max_bytes=run.options.eval_max_bytes,
+                                        bf16=run.accelerator.mixed_precision == "bf16")
+        entry["bpb"][spec], entry["tokens_per_byte"][spec] = bpb, tpb
+    logger.info("step %d%s: held-out BPB %s", run.step, "".join(f", {k} {v}" for k, v in extra.items()),
+                ", ".join(f"{k} {v:.4f}" for k, v in entry["bpb"].items()))
+    run.eval_curve.append(entry)
 
 
 def _train(run: Run, root: Path) -> float:
@@ -311,6 +316,10 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
 
     o = run.options
     model = modes.finalize(run.accelerator.unwrap_model(run.model))
+    if o.keep_share < 1:
+        modes.interpolate(model, compat.load_model(o.model, dtype=torch.float32).state_dict(), o.keep_share)
+        if run.eval_corpora:  # the curve ends with the model the folder holds
+            _score_model(run, model, interpolate=o.keep_share)
     record = {
         "tokengraft": "heal", "options": o.to_json(), "teacher": run.teacher_spec,
         "steps": run.step, "tokens_seen": run.tokens_seen, "trainable_parameters": run.trainable,
