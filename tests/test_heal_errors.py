@@ -127,4 +127,5 @@ def test_cli_maps_flags_onto_options(heal_world, tmp_path, capsys):  # noqa: F81
     assert record["options"]["eval"] == [str(heal_world["heldout"])]
     # before, after 2 steps, and the written model (lora's default keeps 0.75 of the change)
     assert [e["step"] for e in record["eval_curve"]] == [0, 2, 2] and record["eval_curve"][-1]["interpolate"] == 0.75
+    assert record["interpolate"] == 0.75 and record["options"]["interpolate"] is None
     assert "held-out" in capsys.readouterr().out

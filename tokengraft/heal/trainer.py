@@ -327,6 +327,7 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "precision": run.accelerator.mixed_precision, "seconds": round(seconds, 3),
         "train_seconds": round(train_seconds, 3), "max_seconds": o.budget, "fit": run.fit_record,
         "budget_seconds": round(run.clock.used(), 3), "stopped_by_budget": run.stopped_by_budget,
+        "interpolate": o.keep_share,
         "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
