@@ -36,9 +36,14 @@ def mask_rows(param: torch.nn.Parameter, frozen: torch.Tensor) -> None:
     param.register_hook(lambda grad: grad * keep.to(grad.dtype))
 
 
+def unwrap(model: Any) -> Any:
+    """The transformers model inside a peft wrapper (the model itself when there is none)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def train_one_matrix(model: Any, rows: str) -> None:
     """Freeze the input (``rows="output"``) or output (``rows="input"``) embedding matrix."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     emb, head = base.get_input_embeddings(), base.get_output_embeddings()
     if head is None or head.weight is emb.weight:
         raise TokengraftError(f"--rows {rows} trains one embedding matrix, but this model's input and output "
@@ -93,7 +98,7 @@ def _train_embeddings(model: Any, frozen_rows: tuple[torch.Tensor, torch.Tensor]
 
 def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: decay for trainable matrices of the body, none for embeddings, norms, biases."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     skip = {id(p) for p in embedding_params(base)}
     decay, no_decay, seen = [], [], set()
     for p in model.parameters():

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from tokengraft.heal.modes import unwrap
+
 
 def used_rows(ids: torch.Tensor, vocab: int) -> torch.Tensor:
     """(vocab,) bool mask of the rows ``ids`` name (ids outside [0, vocab) are ignored).
@@ -55,7 +57,7 @@ class SparseRows:
     @classmethod
     def of(cls, model: Any) -> "SparseRows | None":
         """For a model whose embedding matrices are trained, else None."""
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = unwrap(model)
         emb, head = base.get_input_embeddings(), base.get_output_embeddings()
         predict = head.weight if head is not None else emb.weight
         if not (emb.weight.requires_grad or predict.requires_grad):

@@ -208,7 +208,7 @@ def _score(run: Run) -> None:
         model = run.accelerator.unwrap_model(run.model)
         # A peft model's ``base_model`` is not the decoder body the meter expects; the model
         # it wraps has the LoRA layers injected in place, so scoring it scores the adapters.
-        _score_model(run, model.get_base_model() if hasattr(model, "get_base_model") else model)
+        _score_model(run, modes.unwrap(model))
         model.train()
     run.accelerator.wait_for_everyone()
 
