@@ -13,19 +13,20 @@ quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judge
 libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
 
 - ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
-  the embeddings, sparse row steps, three quarters of the change kept: ``--interpolate 0.75``);
-- ``lora1``: heal's default of session 6 (the same, all of the change kept: ``--interpolate 1``);
+  the embeddings, sparse row steps, lr 3e-3, three quarters of the change kept: ``--interpolate 0.75``);
+- ``lora2e3``: heal's default of session 7 (the same at lr 2e-3);
+- ``lora1``: heal's default of session 6 (lr 2e-3, all of the change kept: ``--interpolate 1``);
 - ``emb``: heal's default before session 6 (``--mode embeddings``: the embeddings only);
 - ``dense-b8``: heal's default before session 4 (batches of 8 rows, dense Adam steps on every row);
 - ``hypernet``: the transplant a trained hypernetwork makes (``--hypernet DIR`` at the transplant
-  stage), healed like ``emb``; ``hypernet-lora``, ``hypernet-lora1``: the same transplant healed like
-  ``default``, ``lora1``;
+  stage), healed like ``emb``; ``hypernet-lora``, ``hypernet-lora2e3``, ``hypernet-lora1``: the same
+  transplant healed like ``default``, ``lora2e3``, ``lora1``;
 - ``emb-fvt``: plain LM-loss training of the embeddings from FVT (ReTok-style);
 - ``fit``: ``--mode fit`` from graft (hidden-state matching, output-row fit, then LM training);
 - ``alm``: ALM distillation from graft;
 - ``fair``: the original model with its own tokenizer trained the same way as the default, on
-  the same text for the same time (``fair-lora1``, ``fair-emb``, ``fair-dense-b8``: the same as ``lora1``,
-  ``emb``, ``dense-b8``).
+  the same text for the same time (``fair-lora2e3``, ``fair-lora1``, ``fair-emb``, ``fair-dense-b8``: the
+  same as ``lora2e3``, ``lora1``, ``emb``, ``dense-b8``).
 
 ``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
 the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
@@ -77,15 +78,18 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "fair-dense-b8": ("original", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
     "hypernet": ("hypernet", ["--mode", "embeddings"]),
     "hypernet-lora": ("hypernet", []),
-    "lora1": ("graft", ["--interpolate", "1"]),
-    "fair-lora1": ("original", ["--interpolate", "1"]),
-    "hypernet-lora1": ("hypernet", ["--interpolate", "1"]),
+    "lora1": ("graft", ["--lr", "2e-3", "--interpolate", "1"]),
+    "fair-lora1": ("original", ["--lr", "2e-3", "--interpolate", "1"]),
+    "hypernet-lora1": ("hypernet", ["--lr", "2e-3", "--interpolate", "1"]),
+    "lora2e3": ("graft", ["--lr", "2e-3"]),
+    "fair-lora2e3": ("original", ["--lr", "2e-3"]),
+    "hypernet-lora2e3": ("hypernet", ["--lr", "2e-3"]),
     "emb-fvt": ("fvt", ["--mode", "embeddings"]),
     "fit": ("graft", ["--mode", "fit"]),
     "alm": ("graft", ["--mode", "alm"]),
 }
 
-OLD_DEFAULTS = ("lora1", "fair-lora1", "emb", "fair-emb", "dense-b8", "fair-dense-b8")
+OLD_DEFAULTS = ("lora2e3", "fair-lora2e3", "lora1", "fair-lora1", "emb", "fair-emb", "dense-b8", "fair-dense-b8")
 
 
 def tool(*args: str) -> list[str]:

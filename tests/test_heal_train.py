@@ -240,7 +240,7 @@ def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp
 
 def test_the_default_mode_trains_lora_adapters_and_only_the_rows_the_text_uses(heal_world, tmp_path):  # noqa: F811
     default = HealOptions(model="m")
-    assert (default.mode, default.learning_rate, default.sparse_rows, default.keep_share) == ("lora", 2e-3, True, 0.75)
+    assert (default.mode, default.learning_rate, default.sparse_rows, default.keep_share) == ("lora", 3e-3, True, 0.75)
     student = _untied_student(heal_world, tmp_path / "untied")
     tok, used = _used_ids(heal_world, student)
     result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None))
