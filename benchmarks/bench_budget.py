@@ -214,11 +214,14 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(8, 4))
-        colors = plt.cm.tab20.colors  # 20 distinct colours; earlier defaults dashed
-        for i, (method, points) in enumerate(curves.items()):
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method,
-                    color=colors[i % len(colors)], ls="--" if method.split(",")[0] in OLD_DEFAULTS else "-")
+        fig, ax = plt.subplots(figsize=(9, max(4.0, 1.5 + 0.2 * len(curves))))
+        colors = plt.cm.tab20.colors  # one colour per method, one marker per text; earlier defaults dashed
+        names = list(dict.fromkeys(label.split(",")[0] for label in curves))
+        for label, points in curves.items():
+            name, text = label.split(",")[0], label.split(", ")[-1]
+            marker = "os^"[[e.split(":")[0] for e in pair.evals].index(text) % 3] if "," in label else "o"
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label,
+                    color=colors[names.index(name) % len(colors)], ls="--" if name in OLD_DEFAULTS else "-")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel="healing seconds (CPU, one thread beside the other run)",
                ylabel="BPB / original's (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
