@@ -13,20 +13,25 @@ quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judge
 libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
 
 - ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
-  the embeddings, sparse row steps, lr 3e-3, three quarters of the change kept: ``--interpolate 0.75``);
+  the embeddings, sparse row steps with 2,048 hard negatives, lr 3e-3, three quarters of the change
+  kept: ``--interpolate 0.75``);
+- ``lora3e3``: heal's default of session 8 (the same without hard negatives: ``--sparse-negatives 0``);
 - ``lora2e3``: heal's default of session 7 (the same at lr 2e-3);
 - ``lora1``: heal's default of session 6 (lr 2e-3, all of the change kept: ``--interpolate 1``);
 - ``emb``: heal's default before session 6 (``--mode embeddings``: the embeddings only);
 - ``dense-b8``: heal's default before session 4 (batches of 8 rows, dense Adam steps on every row);
 - ``hypernet``: the transplant a trained hypernetwork makes (``--hypernet DIR`` at the transplant
   stage), healed like ``emb``; ``hypernet-lora``, ``hypernet-lora2e3``, ``hypernet-lora1``: the same
-  transplant healed like ``default``, ``lora2e3``, ``lora1``;
+  transplant healed like ``default``, ``lora2e3``, ``lora1`` (``hypernet-lora3e3``: like ``lora3e3``);
 - ``emb-fvt``: plain LM-loss training of the embeddings from FVT (ReTok-style);
 - ``fit``: ``--mode fit`` from graft (hidden-state matching, output-row fit, then LM training);
 - ``alm``: ALM distillation from graft;
 - ``fair``: the original model with its own tokenizer trained the same way as the default, on
-  the same text for the same time (``fair-lora2e3``, ``fair-lora1``, ``fair-emb``, ``fair-dense-b8``: the
-  same as ``lora2e3``, ``lora1``, ``emb``, ``dense-b8``).
+  the same text for the same time (``fair-lora3e3``, ``fair-lora2e3``, ``fair-lora1``, ``fair-emb``,
+  ``fair-dense-b8``: the same as ``lora3e3``, ``lora2e3``, ``lora1``, ``emb``, ``dense-b8``).
+
+Every method but ``default`` and ``fair`` pins ``--sparse-negatives 0``: each names heal's default
+of an earlier session, or a method measured before hard negatives existed.
 
 ``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
 the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
@@ -69,27 +74,32 @@ PAIRS = {
                      ("libreoffice:fr:heldout",)),
 }
 # method -> (transplant it starts from: "graft" | "fvt" | "original", heal flags)
+NO_NEG = ["--sparse-negatives", "0"]
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
     "fair": ("original", []),
-    "emb": ("graft", ["--mode", "embeddings"]),
-    "fair-emb": ("original", ["--mode", "embeddings"]),
+    "lora3e3": ("graft", NO_NEG),
+    "fair-lora3e3": ("original", NO_NEG),
+    "hypernet-lora3e3": ("hypernet", NO_NEG),
+    "emb": ("graft", ["--mode", "embeddings", *NO_NEG]),
+    "fair-emb": ("original", ["--mode", "embeddings", *NO_NEG]),
     "dense-b8": ("graft", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
     "fair-dense-b8": ("original", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
-    "hypernet": ("hypernet", ["--mode", "embeddings"]),
+    "hypernet": ("hypernet", ["--mode", "embeddings", *NO_NEG]),
     "hypernet-lora": ("hypernet", []),
-    "lora1": ("graft", ["--lr", "2e-3", "--interpolate", "1"]),
-    "fair-lora1": ("original", ["--lr", "2e-3", "--interpolate", "1"]),
-    "hypernet-lora1": ("hypernet", ["--lr", "2e-3", "--interpolate", "1"]),
-    "lora2e3": ("graft", ["--lr", "2e-3"]),
-    "fair-lora2e3": ("original", ["--lr", "2e-3"]),
-    "hypernet-lora2e3": ("hypernet", ["--lr", "2e-3"]),
-    "emb-fvt": ("fvt", ["--mode", "embeddings"]),
-    "fit": ("graft", ["--mode", "fit"]),
-    "alm": ("graft", ["--mode", "alm"]),
+    "lora1": ("graft", ["--lr", "2e-3", "--interpolate", "1", *NO_NEG]),
+    "fair-lora1": ("original", ["--lr", "2e-3", "--interpolate", "1", *NO_NEG]),
+    "hypernet-lora1": ("hypernet", ["--lr", "2e-3", "--interpolate", "1", *NO_NEG]),
+    "lora2e3": ("graft", ["--lr", "2e-3", *NO_NEG]),
+    "fair-lora2e3": ("original", ["--lr", "2e-3", *NO_NEG]),
+    "hypernet-lora2e3": ("hypernet", ["--lr", "2e-3", *NO_NEG]),
+    "emb-fvt": ("fvt", ["--mode", "embeddings", *NO_NEG]),
+    "fit": ("graft", ["--mode", "fit", *NO_NEG]),
+    "alm": ("graft", ["--mode", "alm", *NO_NEG]),
 }
 
-OLD_DEFAULTS = ("lora2e3", "fair-lora2e3", "lora1", "fair-lora1", "emb", "fair-emb", "dense-b8", "fair-dense-b8")
+OLD_DEFAULTS = ("lora3e3", "fair-lora3e3", "lora2e3", "fair-lora2e3", "lora1", "fair-lora1", "emb", "fair-emb",
+                "dense-b8", "fair-dense-b8")
 
 
 def tool(*args: str) -> list[str]:

@@ -226,7 +226,7 @@ def _used_ids(world, student):
 def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp_path, sparse):  # noqa: F811
     student = _untied_student(heal_world, tmp_path / "untied")
     tok, used = _used_ids(heal_world, student)
-    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, sparse_rows=sparse))
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, sparse_rows=sparse, sparse_negatives=0))
     before, after = weights(student), weights(result.out)
     unused = torch.tensor([i for i in range(len(tok)) if i not in used])
     assert len(unused) >= 10
@@ -238,12 +238,28 @@ def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp
     assert not torch.equal(before["lm_head.weight"][seen], after["lm_head.weight"][seen])
 
 
+@pytest.mark.parametrize("steps", [1, 3])
+def test_hard_negatives_step_that_many_unused_output_rows_and_no_unused_input_row(heal_world, tmp_path, steps):  # noqa: F811
+    student = _untied_student(heal_world, tmp_path / "untied")
+    tok, used = _used_ids(heal_world, student)
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=steps, sparse_negatives=5))
+    before, after = weights(student), weights(result.out)
+    unused = torch.tensor([i for i in range(len(tok)) if i not in used])
+    moved = (before["lm_head.weight"][unused] != after["lm_head.weight"][unused]).any(1)
+    # one step moves exactly its 5 hard negatives; later steps may pick other rows (or the same ones)
+    assert (int(moved.sum()) == 5) if steps == 1 else (5 <= int(moved.sum()) <= 5 * steps)
+    assert torch.equal(before["model.embed_tokens.weight"][unused], after["model.embed_tokens.weight"][unused])
+
+
 def test_the_default_mode_trains_lora_adapters_and_only_the_rows_the_text_uses(heal_world, tmp_path):  # noqa: F811
     default = HealOptions(model="m")
     assert (default.mode, default.learning_rate, default.sparse_rows, default.keep_share) == ("lora", 3e-3, True, 0.75)
+    assert default.sparse_negatives == 2048
     student = _untied_student(heal_world, tmp_path / "untied")
     tok, used = _used_ids(heal_world, student)
-    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None))
+    # hard negatives off: at 2,048 a step would move every output row of this 320-token model
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None,
+                          sparse_negatives=0))
     before, after = weights(student), weights(result.out)
     assert set(after) == set(before)  # adapters merged into plain weights
     assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"],

@@ -60,6 +60,9 @@ class HealOptions:
     only_new: bool = False                       # train only embedding rows the transplant did not copy
     sparse_rows: bool = True                     # a step moves only the embedding rows its batch reads or predicts
                                                  # (a dense Adam step lowers every unseen token: domain drift)
+    sparse_negatives: int = 2048                 # with --sparse-rows, the output rows outside the batch's targets
+                                                 # with the largest gradients that step too (the tokens the model
+                                                 # most wrongly predicts); 0: only the rows the batch uses
     rows: str = "both"                           # matrices the LM steps train: both | input | output (untied models;
                                                  # fit mode's output-row fit runs before, whatever this says)
     fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
@@ -176,6 +179,9 @@ class HealOptions:
                 "embeddings or lora)")
         if not 0 < self.keep_share <= 1:
             bad(f"--interpolate {self.interpolate} is the share of the trained change kept; give a number in (0, 1]")
+        if self.sparse_negatives < 0:
+            bad(f"--sparse-negatives counts output rows, so it cannot be negative (got {self.sparse_negatives}); "
+                "give 0 to step only the rows the batch uses")
         if self.rows not in ROWS:
             bad(f"unknown --rows {self.rows!r}; choose one of {', '.join(ROWS)}")
         if self.rows != "both" and self.trains not in ("embeddings", "lora"):

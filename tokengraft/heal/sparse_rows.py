@@ -15,6 +15,14 @@ updates only the rows the batch uses: input rows of tokens it reads, output rows
 it predicts (both, for one tied matrix). Other rows keep their values and their gradient
 is not counted; their moments decay as usual. The rows used by a step are computed from the
 whole global batch, so every process of a multi-process run keeps the same rows.
+
+Hard negatives (``--sparse-negatives N``): a sparse step would never lower a token the model
+predicts where it does not come next unless that token is also a target somewhere in the
+batch, so a fresh transplant's overrated rows stayed overrated. The output rows outside the
+batch's targets with the N largest gradients also step: their gradient is the probability the
+model gives them times the states it gives it at, so these are the tokens it most wrongly
+predicts in this batch. The thousands of rows it gives next to nothing keep their values.
+Gradients are already summed over processes when the rows are chosen, so all pick the same.
 """
 from __future__ import annotations
 
@@ -37,6 +45,20 @@ def used_rows(ids: torch.Tensor, vocab: int) -> torch.Tensor:
     return used
 
 
+def hard_negatives(grad: torch.Tensor, used: torch.Tensor, n: int) -> torch.Tensor:
+    """(V,) bool mask of the ``n`` rows outside ``used`` whose gradient rows are longest.
+
+    >>> g = torch.tensor([[9.0], [1.0], [3.0], [0.0], [2.0]])
+    >>> hard_negatives(g, torch.tensor([True, False, False, False, False]), 2).tolist()
+    [False, False, True, False, True]
+    """
+    norms = grad.detach().float().norm(dim=1).cpu()
+    norms[used] = -1.0
+    out = torch.zeros(len(norms), dtype=torch.bool)
+    out[norms.topk(min(n, int((~used).sum()))).indices] = True
+    return out
+
+
 def batch_ids(rows: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, next tokens) of a training batch: a (B, L) tensor, or ALM rows with ``.student`` ids."""
     if isinstance(rows, torch.Tensor):
@@ -52,23 +74,27 @@ class SparseRows:
 
     read_param: torch.nn.Parameter                  # the input embedding matrix
     predict_param: torch.nn.Parameter               # the output matrix (the same object when tied)
+    negatives: int = 0                              # output rows outside the targets that step too (largest gradients)
     _kept: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, model: Any) -> "SparseRows | None":
+    def of(cls, model: Any, negatives: int = 0) -> "SparseRows | None":
         """For a model whose embedding matrices are trained, else None."""
         base = unwrap(model)
         emb, head = base.get_input_embeddings(), base.get_output_embeddings()
         predict = head.weight if head is not None else emb.weight
         if not (emb.weight.requires_grad or predict.requires_grad):
             return None
-        return cls(emb.weight, predict)
+        return cls(emb.weight, predict, negatives)
 
     def mask(self, rows: Any) -> None:
         """Zero the gradients of unused rows and remember their values (before clipping and the step)."""
         reads, predicts = batch_ids(rows)
         read = used_rows(reads, self.read_param.shape[0])
         predict = used_rows(predicts, self.predict_param.shape[0])
+        if self.negatives and self.predict_param.grad is not None:
+            predict |= hard_negatives(self.predict_param.grad, read | predict if self.predict_param is self.read_param
+                                      else predict, self.negatives)
         if self.predict_param is self.read_param:
             plan = [(self.read_param, read | predict)]
         else:
