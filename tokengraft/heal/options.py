@@ -26,8 +26,9 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"embeddings": 2e-3, "fit": 2e-3, "alm": 2e-3, "full": 1e-4, "lora": 3e-3}
 # Weight averaging between the start and the trained model keeps more of what the model knew
 # beyond the training text: on dev text, lora at 3e-3 keeping 0.75 of its change went from 1.205
-# to 1.146 of the original on German man pages, for 0.829 -> 0.836 on LibreOffice help (README,
-# "Heal on a CPU budget"); the other modes were not measured with it.
+# to 1.146 of the original on German man pages, for 0.829 -> 0.836 on LibreOffice help (session 8,
+# before hard negatives; with them 0.75 still beats 0.6: README, "Heal on a CPU budget"); the other
+# modes were not measured with it.
 DEFAULT_INTERPOLATE = {"embeddings": 1.0, "fit": 1.0, "alm": 1.0, "full": 1.0, "lora": 0.75}
 DEFAULT_STEPS = 200  # without --steps, --tokens or --max-seconds
 DEFAULT_FIT_SECONDS = 540.0  # --mode fit without --max-seconds: nine minutes

@@ -23,6 +23,10 @@ batch's targets with the N largest gradients also step: their gradient is the pr
 model gives them times the states it gives it at, so these are the tokens it most wrongly
 predicts in this batch. The thousands of rows it gives next to nothing keep their values.
 Gradients are already summed over processes when the rows are chosen, so all pick the same.
+On dev text (lora, 88 steps of 2 x 512 on ``libreoffice:de:fit``, three quarters of the change
+kept), 2,048 negatives took LibreOffice dev text from 0.836 to 0.802 of the original's BPB and
+kept man pages at 1.144 (1.146 without); 8,192 gained more on the first and lost a little on the
+second, as a dense step does (README, "Heal on a CPU budget").
 """
 from __future__ import annotations
 
