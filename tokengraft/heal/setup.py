@@ -206,4 +206,5 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
                teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
                teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen,
-               sparse=SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives) if options.sparse_rows else None)
+               sparse=(SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives)
+                       if options.sparse_rows else None))

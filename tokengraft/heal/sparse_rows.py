@@ -19,9 +19,9 @@ whole global batch, so every process of a multi-process run keeps the same rows.
 Hard negatives (``--sparse-negatives N``): a sparse step would never lower a token the model
 predicts where it does not come next unless that token is also a target somewhere in the
 batch, so a fresh transplant's overrated rows stayed overrated. The output rows outside the
-batch's targets with the N largest gradients also step: their gradient is the probability the
-model gives them times the states it gives it at, so these are the tokens it most wrongly
-predicts in this batch. The thousands of rows it gives next to nothing keep their values.
+batch's targets with the N largest gradients also step: a non-target row's gradient sums, over
+the batch's positions, the probability the model gives that token times the state there, so
+these are the tokens it most wrongly predicts in this batch. The thousands of rows it gives next to nothing keep their values.
 Gradients are already summed over processes when the rows are chosen, so all pick the same.
 On dev text (lora, 88 steps of 2 x 512 on ``libreoffice:de:fit``, three quarters of the change
 kept), 2,048 negatives took LibreOffice dev text from 0.836 to 0.802 of the original's BPB and
