@@ -15,6 +15,7 @@ libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from 
 - ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
   the embeddings, sparse row steps with 2,048 hard negatives, lr 3e-3, three quarters of the change
   kept: ``--interpolate 0.75``);
+- ``lora-neg``: heal's default of session 9 (documents in random order: ``--data-order random``);
 - ``lora3e3``: heal's default of session 8 (the same without hard negatives: ``--sparse-negatives 0``);
 - ``lora2e3``: heal's default of session 7 (the same at lr 2e-3);
 - ``lora1``: heal's default of session 6 (lr 2e-3, all of the change kept: ``--interpolate 1``);
@@ -27,11 +28,13 @@ libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from 
 - ``fit``: ``--mode fit`` from graft (hidden-state matching, output-row fit, then LM training);
 - ``alm``: ALM distillation from graft;
 - ``fair``: the original model with its own tokenizer trained the same way as the default, on
-  the same text for the same time (``fair-lora3e3``, ``fair-lora2e3``, ``fair-lora1``, ``fair-emb``,
-  ``fair-dense-b8``: the same as ``lora3e3``, ``lora2e3``, ``lora1``, ``emb``, ``dense-b8``).
+  the same text for the same time (``fair-lora-neg``, ``fair-lora3e3``, ``fair-lora2e3``, ``fair-lora1``,
+  ``fair-emb``, ``fair-dense-b8``: the same as ``lora-neg``, ``lora3e3``, ``lora2e3``, ``lora1``, ``emb``,
+  ``dense-b8``).
 
-Every method but ``default`` and ``fair`` pins ``--sparse-negatives 0``: each names heal's default
-of an earlier session, or a method measured before hard negatives existed.
+Every method but ``default``, ``fair`` and the ``lora-neg`` pair pins ``--sparse-negatives 0``, and every
+one but ``default`` and ``fair`` pins ``--data-order random``: each names heal's default of an earlier
+session, or a method measured before hard negatives or the coverage order existed.
 
 ``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
 the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
@@ -74,17 +77,20 @@ PAIRS = {
                      ("libreoffice:fr:heldout",)),
 }
 # method -> (transplant it starts from: "graft" | "fvt" | "original", heal flags)
-NO_NEG = ["--sparse-negatives", "0"]
+RANDOM = ["--data-order", "random"]
+NO_NEG = ["--sparse-negatives", "0", *RANDOM]
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
     "fair": ("original", []),
+    "lora-neg": ("graft", RANDOM),
+    "fair-lora-neg": ("original", RANDOM),
     "lora3e3": ("graft", NO_NEG),
     "fair-lora3e3": ("original", NO_NEG),
     "hypernet-lora3e3": ("hypernet", NO_NEG),
     "emb": ("graft", ["--mode", "embeddings", *NO_NEG]),
     "fair-emb": ("original", ["--mode", "embeddings", *NO_NEG]),
-    "dense-b8": ("graft", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
-    "fair-dense-b8": ("original", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows"]),
+    "dense-b8": ("graft", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows", *RANDOM]),
+    "fair-dense-b8": ("original", ["--mode", "embeddings", "--batch-size", "8", "--no-sparse-rows", *RANDOM]),
     "hypernet": ("hypernet", ["--mode", "embeddings", *NO_NEG]),
     "hypernet-lora": ("hypernet", []),
     "lora1": ("graft", ["--lr", "2e-3", "--interpolate", "1", *NO_NEG]),
@@ -98,8 +104,8 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "alm": ("graft", ["--mode", "alm", *NO_NEG]),
 }
 
-OLD_DEFAULTS = ("lora3e3", "fair-lora3e3", "lora2e3", "fair-lora2e3", "lora1", "fair-lora1", "emb", "fair-emb",
-                "dense-b8", "fair-dense-b8")
+OLD_DEFAULTS = ("lora-neg", "fair-lora-neg", "lora3e3", "fair-lora3e3", "lora2e3", "fair-lora2e3", "lora1",
+                "fair-lora1", "emb", "fair-emb", "dense-b8", "fair-dense-b8")
 
 
 def tool(*args: str) -> list[str]:

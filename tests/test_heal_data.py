@@ -10,6 +10,7 @@ from test_heal_helpers import heal_world  # noqa: F401  (fixture)
 
 from tokengraft.errors import TokengraftError
 from tokengraft.heal.compat import token_bytes
+from tokengraft.heal.coverage import coverage_first_epoch
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.losses import alm_bce, chunk_sums, collate_alm, lm_nll_sum, log1mexp, token_logprobs
 from tokengraft.heal.tokens import aligner, exact_tokens, plain_encoder
@@ -40,6 +41,23 @@ def test_packed_stream_resumes_at_the_same_row():
     resumed = PackedStream(TEXTS, toy_encode, 1, 4, seed=0)
     resumed.load_state_dict(first.state_dict())
     assert torch.equal(torch.cat([head, resumed.next_batch(7)]), expected)
+
+
+def test_coverage_order_reads_new_token_types_first_then_resumes_and_reshuffles():
+    texts = ["aaaa aaaa aaaa", "abcdefgh", "aaaa bbbb", "xyz"]
+    first = coverage_first_epoch(texts, toy_encode)
+    stream = PackedStream(texts, toy_encode, start_id=1, seq_len=5, seed=0, first_epoch=first)
+    first_epoch = [x for i in (1, 3, 0, 2) for x in [1, *toy_encode([texts[i]])[0]]]  # 9 new types, 3, then a tie
+    flat = stream.next_batch(8).flatten().tolist()
+    assert flat[:len(first_epoch)] == first_epoch
+    later = torch.randperm(4, generator=torch.Generator().manual_seed(1)).tolist()  # epoch 1: seeded random again
+    second_epoch = [x for i in later for x in [1, *toy_encode([texts[i]])[0]]]
+    assert flat[len(first_epoch):] == second_epoch[:40 - len(first_epoch)]
+    head = PackedStream(texts, toy_encode, 1, 5, seed=0, first_epoch=first)
+    head.next_batch(3)
+    resumed = PackedStream(texts, toy_encode, 1, 5, seed=0, first_epoch=coverage_first_epoch(texts, toy_encode))
+    resumed.load_state_dict(head.state_dict())
+    assert resumed.next_batch(5).flatten().tolist() == flat[15:]
 
 
 def test_empty_corpus_is_an_error():

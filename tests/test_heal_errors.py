@@ -102,6 +102,7 @@ def test_existing_output_and_leftover_checkpoints_are_refused(heal_world, tmp_pa
     (dict(mode="sgd"), "unknown mode"),
     (dict(corpus=[]), "no training text"),
     (dict(sparse_negatives=-1), "cannot be negative"),
+    (dict(data_order="sorted"), "unknown --data-order"),
 ])
 def test_bad_options(heal_world, tmp_path, kw, message):  # noqa: F811
     with pytest.raises(TokengraftError, match=message):

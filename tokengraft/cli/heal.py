@@ -20,7 +20,8 @@ EPILOG = """examples:
 
 def register(subparsers: Any) -> None:
     from tokengraft.cli.flags import add_option_flags
-    from tokengraft.heal.options import ALM_PARAMS, DEVICES, FIT_LOSSES, MODES, PRECISIONS, ROWS, HealOptions
+    from tokengraft.heal.options import (ALM_PARAMS, DATA_ORDERS, DEVICES, FIT_LOSSES, MODES, PRECISIONS, ROWS,
+                                        HealOptions)
 
     p = subparsers.add_parser(
         "heal", help="train a transplanted model back to health (LoRA, embeddings, ALM, full)",
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
     budget = ("steps", "tokens")  # one or the other
     add_option_flags(p, HealOptions, skip=budget, required=("model", "corpus"), flags={"progress": "--no-progress"},
                      choices={"mode": MODES, "alm_params": ALM_PARAMS, "device": DEVICES, "precision": PRECISIONS,
-                              "fit_loss": FIT_LOSSES, "rows": ROWS},
+                              "fit_loss": FIT_LOSSES, "rows": ROWS, "data_order": DATA_ORDERS},
                      metavars={"model": "DIR", "corpus": "CORPUS", "teacher": "SPEC", "eval": "CORPUS", "out": "DIR"})
     add_option_flags(p.add_mutually_exclusive_group(), HealOptions, only=budget)
     p.set_defaults(func=run)

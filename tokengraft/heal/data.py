@@ -27,15 +27,21 @@ BLOCK = 64  # documents tokenized per batch call: fast-tokenizer batching, bound
 class _DocWalker(Generic[T]):
     """Seeded document order with a lazily filled cache of encoded documents."""
 
-    def __init__(self, texts: Sequence[str], encode: Callable[[list[str]], list[T]], seed: int):
+    def __init__(self, texts: Sequence[str], encode: Callable[[list[str]], list[T]], seed: int,
+                 first_epoch: Callable[[np.ndarray], np.ndarray] | None = None):
         if not texts or not any(texts):
             raise TokengraftError("the training corpus is empty: it has no text; check the --corpus specs")
         self.texts, self.encode, self.seed = list(texts), encode, seed
         self.epoch, self.cursor, self.offset = 0, 0, 0
+        self._first: np.ndarray | None = None
+        if first_epoch is not None:
+            self._first = first_epoch(self._permutation(0))
         self._order = self._permutation(0)
         self._cache: dict[int, T] = {}
 
     def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch == 0 and self._first is not None:
+            return self._first
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.texts), generator=gen).numpy()
 
@@ -71,8 +77,10 @@ class PackedStream:
     """
 
     def __init__(self, texts: Sequence[str], encode: Callable[[list[str]], list[list[int]]],
-                 start_id: int, seq_len: int, seed: int):
-        self.walker = _DocWalker(texts, lambda ts: [np.asarray([start_id, *ids], np.int64) for ids in encode(ts)], seed)
+                 start_id: int, seq_len: int, seed: int,
+                 first_epoch: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.walker = _DocWalker(texts, lambda ts: [np.asarray([start_id, *ids], np.int64) for ids in encode(ts)], seed,
+                                 first_epoch)
         self.seq_len = seq_len
 
     def next_row(self) -> np.ndarray:
@@ -120,8 +128,9 @@ class AlignedStream:
     byte offsets where both tokenizations have a boundary, so every chunk is exact."""
 
     def __init__(self, texts: Sequence[str], align: Callable[[list[str]], list[AlignedDoc]],
-                 start_student: int, start_teacher: int, seq_len: int, teacher_len: int, seed: int):
-        self.walker = _DocWalker(texts, align, seed)
+                 start_student: int, start_teacher: int, seq_len: int, teacher_len: int, seed: int,
+                 first_epoch: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.walker = _DocWalker(texts, align, seed, first_epoch)
         self.starts = (start_student, start_teacher)
         self.seq_len, self.teacher_len = seq_len, teacher_len
 

@@ -17,6 +17,7 @@ FIT_LOSSES = ("mse", "kl")
 ALM_PARAMS = ("embeddings", "full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
 ROWS = ("both", "input", "output")
+DATA_ORDERS = ("random", "coverage")
 DEVICES = ("auto", "cpu", "cuda")
 # Embedding rows of a fresh transplant are far from their optimum and move a lot; the body
 # of a pretrained model needs a small step to keep what it knows (full). LoRA's adapters start
@@ -64,6 +65,9 @@ class HealOptions:
     sparse_negatives: int = 2048                 # with --sparse-rows, the output rows outside the batch's targets
                                                  # with the largest gradients that step too (the tokens the model
                                                  # most wrongly predicts); 0: only the rows the batch uses
+    data_order: str = "coverage"                 # coverage: the first epoch reads the documents that show the most
+                                                 # token types per token first (every row a short budget can reach);
+                                                 # random: a seeded random order
     rows: str = "both"                           # matrices the LM steps train: both | input | output (untied models;
                                                  # fit mode's output-row fit runs before, whatever this says)
     fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
@@ -183,6 +187,8 @@ class HealOptions:
         if self.sparse_negatives < 0:
             bad(f"--sparse-negatives counts output rows, so it cannot be negative (got {self.sparse_negatives}); "
                 "give 0 to step only the rows the batch uses")
+        if self.data_order not in DATA_ORDERS:
+            bad(f"unknown --data-order {self.data_order!r}; choose one of {', '.join(DATA_ORDERS)}")
         if self.rows not in ROWS:
             bad(f"unknown --rows {self.rows!r}; choose one of {', '.join(ROWS)}")
         if self.rows != "both" and self.trains not in ("embeddings", "lora"):

@@ -15,6 +15,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.heal import compat, modes, sources
 from tokengraft.heal.budget import Clock
+from tokengraft.heal.coverage import coverage_first_epoch
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
 from tokengraft.heal.sparse_rows import SparseRows
@@ -192,12 +193,14 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
         align = aligner(tokenizer, teacher_tok)
         if options.mode == "alm":  # fit mode aligns from its first second on: no separate check
             _check_alignable(texts, align)
+    first_epoch = coverage_first_epoch(texts, plain_encoder(tokenizer)) if options.data_order == "coverage" else None
     if options.mode == "alm":
         stream: PackedStream | AlignedStream = AlignedStream(
             texts, align, start_student, compat.start_token_id(teacher_tok), options.seq_len, options.teacher_len,
-            options.seed)
+            options.seed, first_epoch)
     else:
-        stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed)
+        stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed,
+                              first_epoch)
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
         steps = f"{total} steps" if total is not None else f"{options.budget:g} s"
