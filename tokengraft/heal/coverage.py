@@ -15,18 +15,15 @@ import numpy as np
 MIN_LEN = 64  # a document shorter than this is charged as this long: tiny pages do not jump the queue
 
 
-def coverage_order(docs: Sequence[Sequence[int]], tiebreak: Sequence[int] | None = None) -> list[int]:
+def coverage_order(docs: Sequence[Sequence[int]]) -> list[int]:
     """Indices of ``docs`` (token id sequences), each next one adding the most token types not
-    yet covered per token it costs (lazy greedy); ties go to the earlier index of ``tiebreak``
-    (a permutation; default: the documents' own order).
+    yet covered per token it costs (lazy greedy); ties go to the earlier document.
 
     >>> coverage_order([[1, 1, 1, 1], [1, 2, 3, 4], [2, 3]])
     [1, 0, 2]
-    >>> coverage_order([[5], [6]], tiebreak=[1, 0])
-    [1, 0]
+    >>> coverage_order([[6], [5]])
+    [0, 1]
     """
-    rank = np.empty(len(docs), np.int64)
-    rank[list(tiebreak) if tiebreak is not None else range(len(docs))] = np.arange(len(docs))
     types = [set(map(int, d)) for d in docs]
     cost = [max(len(d), MIN_LEN) for d in docs]
     covered: set[int] = set()
@@ -34,14 +31,14 @@ def coverage_order(docs: Sequence[Sequence[int]], tiebreak: Sequence[int] | None
     def gain(i: int) -> float:
         return len(types[i] - covered) / cost[i]
 
-    heap = [(-gain(i), int(rank[i]), i) for i in range(len(docs))]
+    heap = [(-gain(i), i) for i in range(len(docs))]
     heapq.heapify(heap)
     order = []
     while heap:
-        _, r, i = heapq.heappop(heap)
+        _, i = heapq.heappop(heap)
         now = gain(i)
-        if heap and (-now, r) > heap[0][:2]:  # stale: its gain fell since it was pushed
-            heapq.heappush(heap, (-now, r, i))
+        if heap and (-now, i) > heap[0]:  # stale: its gain fell since it was pushed
+            heapq.heappush(heap, (-now, i))
             continue
         order.append(i)
         covered |= types[i]
@@ -71,5 +68,5 @@ def coverage_permutation(texts: Sequence[str], encode: Callable[[list[str]], lis
     ids = []
     for k in range(0, len(pool), 256):
         ids += encode([texts[i] for i in pool[k:k + 256]])
-    order = coverage_order(ids)  # ties: the seeded order
+    order = coverage_order(ids)  # ties: the seeded order, as pool is in it
     return np.concatenate([np.asarray(pool, np.int64)[order], np.asarray(perm[len(pool):], np.int64)])
