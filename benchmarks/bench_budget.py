@@ -14,7 +14,8 @@ libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from 
 
 - ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
   the embeddings, sparse row steps with 2,048 hard negatives, lr 3e-3, three quarters of the change
-  kept: ``--interpolate 0.75``);
+  kept: ``--interpolate 0.75``, documents in coverage order, input rows moving with their old pieces);
+- ``lora-cov``: heal's default of session 10 (no shared piece changes: ``--share-pieces 0``);
 - ``lora-neg``: heal's default of session 9 (documents in random order: ``--data-order random``);
 - ``lora3e3``: heal's default of session 8 (the same without hard negatives: ``--sparse-negatives 0``);
 - ``lora2e3``: heal's default of session 7 (the same at lr 2e-3);
@@ -32,9 +33,11 @@ libreoffice:fr:heldout). Methods (each ``tokengraft heal --max-seconds B`` from 
   ``fair-emb``, ``fair-dense-b8``: the same as ``lora-neg``, ``lora3e3``, ``lora2e3``, ``lora1``, ``emb``,
   ``dense-b8``).
 
-Every method but ``default``, ``fair`` and the ``lora-neg`` pair pins ``--sparse-negatives 0``, and every
-one but ``default`` and ``fair`` pins ``--data-order random``: each names heal's default of an earlier
-session, or a method measured before hard negatives or the coverage order existed.
+Every method but ``default``, ``fair``, ``lora-cov`` and the ``lora-neg`` pair pins ``--sparse-negatives 0``,
+every one but ``default``, ``fair`` and ``lora-cov`` pins ``--data-order random``, and every one but ``default``
+and ``fair`` pins ``--share-pieces 0``: each names heal's default of an earlier session, or a method
+measured before hard negatives, the coverage order or shared piece changes existed (the fair runs
+start from the original, which has no old pieces to share).
 
 ``--side-by-side`` runs the budgeted trainings two at a time, one torch thread each, so that
 the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
@@ -77,11 +80,13 @@ PAIRS = {
                      ("libreoffice:fr:heldout",)),
 }
 # method -> (transplant it starts from: "graft" | "fvt" | "original", heal flags)
-RANDOM = ["--data-order", "random"]
+NO_SHARE = ["--share-pieces", "0"]
+RANDOM = ["--data-order", "random", *NO_SHARE]
 NO_NEG = ["--sparse-negatives", "0", *RANDOM]
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
     "fair": ("original", []),
+    "lora-cov": ("graft", NO_SHARE),
     "lora-neg": ("graft", RANDOM),
     "fair-lora-neg": ("original", RANDOM),
     "lora3e3": ("graft", NO_NEG),
@@ -104,7 +109,7 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "alm": ("graft", ["--mode", "alm", *NO_NEG]),
 }
 
-OLD_DEFAULTS = ("lora-neg", "fair-lora-neg", "lora3e3", "fair-lora3e3", "lora2e3", "fair-lora2e3", "lora1",
+OLD_DEFAULTS = ("lora-cov", "lora-neg", "fair-lora-neg", "lora3e3", "fair-lora3e3", "lora2e3", "fair-lora2e3", "lora1",
                 "fair-lora1", "emb", "fair-emb", "dense-b8", "fair-dense-b8")
 
 

@@ -108,10 +108,13 @@ def interrupt_at(monkeypatch, step: int | None) -> list[int]:
     return taken
 
 
-@pytest.mark.parametrize("kw", [dict(mode="lora"),
+@pytest.mark.parametrize("kw", [dict(mode="lora"), dict(mode="lora", untied=True),
                                 dict(mode="alm", alm_params="full", alm_lm_weight=0.5, batch_size=4, grad_accum=2)],
-                         ids=["lora", "alm-full"])
+                         ids=["lora", "lora-untied-shared-pieces", "alm-full"])
 def test_resume_reproduces_an_uninterrupted_run_exactly(heal_world, tmp_path, monkeypatch, kw):  # noqa: F811
+    kw = dict(kw)
+    if kw.pop("untied", False):  # an untied transplant: its input rows also move with their old pieces
+        kw["model"] = str(_untied_student(heal_world, tmp_path / "untied"))
     common = dict(steps=7, save_every=2, lr=5e-3, **kw)
     straight = heal(options(heal_world, tmp_path / "a", **common))
     with monkeypatch.context() as patch:
@@ -226,7 +229,8 @@ def _used_ids(world, student):
 def test_sparse_rows_keep_the_rows_of_tokens_the_text_never_uses(heal_world, tmp_path, sparse):  # noqa: F811
     student = _untied_student(heal_world, tmp_path / "untied")
     tok, used = _used_ids(heal_world, student)
-    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, sparse_rows=sparse, sparse_negatives=0))
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=4, sparse_rows=sparse, sparse_negatives=0,
+                          share_pieces=0.0))
     before, after = weights(student), weights(result.out)
     unused = torch.tensor([i for i in range(len(tok)) if i not in used])
     assert len(unused) >= 10
@@ -245,7 +249,7 @@ def test_hard_negatives_step_that_many_unused_output_rows_and_no_unused_input_ro
     # random order: its first batch's 5 hardest negatives are all tokens the corpus never uses, so
     # "moved unused rows" counts them exactly (other orders may pick a used token the batch lacks)
     result = heal(options(heal_world, tmp_path, model=str(student), steps=steps, sparse_negatives=5,
-                          data_order="random"))
+                          data_order="random", share_pieces=0.0))
     before, after = weights(student), weights(result.out)
     unused = torch.tensor([i for i in range(len(tok)) if i not in used])
     moved = (before["lm_head.weight"][unused] != after["lm_head.weight"][unused]).any(1)
@@ -257,12 +261,13 @@ def test_hard_negatives_step_that_many_unused_output_rows_and_no_unused_input_ro
 def test_the_default_mode_trains_lora_adapters_and_only_the_rows_the_text_uses(heal_world, tmp_path):  # noqa: F811
     default = HealOptions(model="m")
     assert (default.mode, default.learning_rate, default.sparse_rows, default.keep_share) == ("lora", 3e-3, True, 0.75)
-    assert (default.sparse_negatives, default.data_order) == (2048, "coverage")
+    assert (default.sparse_negatives, default.data_order, default.share_pieces) == (2048, "coverage", 1.0)
     student = _untied_student(heal_world, tmp_path / "untied")
     tok, used = _used_ids(heal_world, student)
-    # hard negatives off: at 2,048 a step would move every output row of this 320-token model
+    # hard negatives off: at 2,048 a step would move every output row of this 320-token model; shared
+    # pieces off: they move unused input rows (their own test below)
     result = heal(options(heal_world, tmp_path, model=str(student), steps=4, mode=default.mode, lr=None,
-                          sparse_negatives=0))
+                          sparse_negatives=0, share_pieces=0.0))
     before, after = weights(student), weights(result.out)
     assert set(after) == set(before)  # adapters merged into plain weights
     assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"],
@@ -307,3 +312,34 @@ def test_interpolate_keeps_that_share_of_the_trained_change(heal_world, tmp_path
                                    atol=1e-6, msg=name)
         if name not in moved:
             assert torch.equal(kept[name], before[name]), name
+
+
+def test_share_pieces_moves_unused_input_rows_that_share_a_piece_with_the_batch_and_no_other(heal_world, tmp_path):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    from tokengraft.heal.compat import old_pieces
+
+    student = _untied_student(heal_world, tmp_path / "untied")
+    tok, used = _used_ids(heal_world, student)
+    pieces = old_pieces(AutoTokenizer.from_pretrained(heal_world["teacher"]), tok)
+    result = heal(options(heal_world, tmp_path, model=str(student), steps=1, mode="lora", lr=None,
+                          sparse_negatives=0, share_pieces=1.0))
+    before, after = weights(student), weights(result.out)
+    # one step reads the whole corpus (it fits in the batch): the rows it uses are those the text uses
+    batch_pieces = {p for t in used for p in pieces[t]}
+    unused = [t for t in range(len(tok)) if t not in used]
+    sharing = torch.tensor([t for t in unused if set(pieces[t]) & batch_pieces])
+    apart = torch.tensor([t for t in unused if not set(pieces[t]) & batch_pieces])
+    assert len(sharing) >= 10 and len(apart) >= 1
+    moved = (before["model.embed_tokens.weight"] != after["model.embed_tokens.weight"]).any(1)
+    assert bool(moved[sharing].all()) and not bool(moved[apart].any())
+    unused = torch.tensor(unused)
+    assert torch.equal(before["lm_head.weight"][unused], after["lm_head.weight"][unused])  # outputs do not share
+
+
+def test_share_pieces_leaves_a_model_that_is_no_transplant_as_it_was(heal_world, tmp_path):  # noqa: F811
+    teacher = str(heal_world["teacher"])  # no transplant.json: no old pieces (the fair baseline's case)
+    runs = [heal(options(heal_world, tmp_path / str(share), model=teacher, steps=2, mode="lora", share_pieces=share))
+            for share in (0.0, 1.0)]
+    a, b = weights(runs[0].out), weights(runs[1].out)
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)

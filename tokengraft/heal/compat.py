@@ -72,3 +72,11 @@ def bits_per_byte(model: Any, tokenizer: Any, corpus: Corpus, *, device: str, ma
     options = EvalOptions(max_bytes=max_bytes, device=device, dtype="bfloat16" if bf16 else "float32")
     result = meter(model, tokenizer, corpus, options)
     return float(result.bpb), float(result.tokens_per_byte)
+
+
+def old_pieces(old_tokenizer: Any, new_tokenizer: Any) -> list[list[int]]:
+    """For every new token, the old-tokenizer ids whose bytes spell it ([] where none do)."""
+    from tokengraft.transplant.correspondence import encode_pieces
+    from tokengraft.vocab import byte_vocab
+
+    return encode_pieces(old_tokenizer, byte_vocab(new_tokenizer).tokens)[0]

@@ -65,6 +65,9 @@ class HealOptions:
     sparse_negatives: int = 2048                 # with --sparse-rows, the output rows outside the batch's targets
                                                  # with the largest gradients that step too (the tokens the model
                                                  # most wrongly predicts); 0: only the rows the batch uses
+    share_pieces: float = 1.0                    # input rows also move by the shared change of their old-tokenizer
+                                                 # pieces, at this share of --lr (reaches rows no batch reads; an
+                                                 # untied transplant only); 0: off
     data_order: str = "coverage"                 # coverage: the first epoch reads the documents that show the most
                                                  # token types per token first (every row a short budget can reach);
                                                  # random: a seeded random order
@@ -187,6 +190,9 @@ class HealOptions:
         if self.sparse_negatives < 0:
             bad(f"--sparse-negatives counts output rows, so it cannot be negative (got {self.sparse_negatives}); "
                 "give 0 to step only the rows the batch uses")
+        if self.share_pieces < 0:
+            bad(f"--share-pieces is a share of --lr, so it cannot be negative (got {self.share_pieces}); "
+                "give 0 to turn it off")
         if self.data_order not in DATA_ORDERS:
             bad(f"unknown --data-order {self.data_order!r}; choose one of {', '.join(DATA_ORDERS)}")
         if self.rows not in ROWS:

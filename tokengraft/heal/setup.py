@@ -18,6 +18,7 @@ from tokengraft.heal.budget import Clock
 from tokengraft.heal.coverage import coverage_first_epoch
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
+from tokengraft.heal.shared_pieces import SharedPieces
 from tokengraft.heal.sparse_rows import SparseRows
 from tokengraft.heal.tokens import aligner, plain_encoder
 
@@ -114,6 +115,7 @@ class Run:
     frozen: tuple[torch.Tensor, torch.Tensor] | None = None  # --only-new: (input, output) rows kept
     fit_record: dict[str, Any] = field(default_factory=dict)  # what the fit phases did (fit mode)
     sparse: SparseRows | None = None  # --sparse-rows: keeps the rows a step does not use
+    shared: SharedPieces | None = None  # --share-pieces: moves rows with their old-tokenizer pieces
     stopped_by_budget: bool = False  # training ended because --max-seconds was spent
 
 
@@ -163,6 +165,24 @@ def _check_alignable(texts: list[str], align: Any) -> None:
                 time.perf_counter() - t0)
 
 
+def _shared_pieces(options: HealOptions, model: Any, tokenizer: Any, frozen: tuple[torch.Tensor, torch.Tensor] | None,
+                   device: torch.device) -> SharedPieces | None:
+    """--share-pieces: None for a model that is no transplant (no old pieces) or whose input matrix does not share."""
+    info = sources.read_transplant(options.model)
+    base = sources.base_model_spec(info) if info else None
+    if base is None or not SharedPieces.shares(model):
+        why = "is not a transplant (no old tokenizer)" if base is None else "has no trained, untied input matrix"
+        logger.info("no shared piece changes: %s %s", options.model, why)
+        return None
+    t0 = time.perf_counter()
+    pieces = compat.old_pieces(compat.load_tokenizer(base), tokenizer)
+    model.to(device)
+    shared = SharedPieces.of(model, pieces, None if frozen is None else ~frozen[0])
+    logger.info("shared piece changes: %d new tokens spelled by old pieces of %s (%.1f s)",
+                sum(1 for p in pieces if p), base, time.perf_counter() - t0)
+    return shared
+
+
 def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     """Load and wire everything; ``options`` must be validated already."""
     torch.manual_seed(options.seed)
@@ -183,7 +203,12 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
         modes.train_one_matrix(model, options.rows)
     model.train()
     trainable = sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
-    optimizer = torch.optim.AdamW(modes.param_groups(model, options.weight_decay), lr=options.learning_rate)
+    groups = modes.param_groups(model, options.weight_decay)
+    shared = _shared_pieces(options, model, tokenizer, frozen, accelerator.device) if options.share_pieces else None
+    if shared is not None:
+        groups.append({"params": shared.shadows(), "weight_decay": 0.0,
+                       "lr": options.share_pieces * options.learning_rate})
+    optimizer = torch.optim.AdamW(groups, lr=options.learning_rate)
     total = options.total_steps()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule(options, clock, 0))
     start_student = compat.start_token_id(tokenizer)
@@ -210,4 +235,4 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
                teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
                teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen,
                sparse=(SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives)
-                       if options.sparse_rows else None))
+                       if options.sparse_rows else None), shared=shared)

@@ -72,8 +72,8 @@ def _fingerprint(options: HealOptions) -> dict[str, Any]:
     # What must not change between a run and its resumption for the result to be the same.
     keep = ("model", "corpus", "mode", "teacher", "seq_len", "batch_size", "grad_accum", "lr", "warmup",
             "weight_decay", "max_grad_norm", "tau", "alm_lm_weight", "alm_params", "only_new", "sparse_rows",
-            "sparse_negatives", "data_order", "rows", "lora_r", "lora_alpha", "seed", "fit_input", "fit_output",
-            "fit_layer", "fit_loss", "fit_lr", "fit_output_lr", "fit_anchor", "fit_seq_len")
+            "sparse_negatives", "share_pieces", "data_order", "rows", "lora_r", "lora_alpha", "seed", "fit_input",
+            "fit_output", "fit_layer", "fit_loss", "fit_lr", "fit_output_lr", "fit_anchor", "fit_seq_len")
     data = {k: getattr(options, k) for k in keep}
     data["total_steps"] = options.total_steps()
     return data
@@ -180,11 +180,15 @@ def _optimizer_step(run: Run) -> dict[str, float]:
         sums += part_sums
     if run.sparse is not None:
         run.sparse.mask(rows)
+    if run.shared is not None:
+        run.shared.gradients()
     if o.max_grad_norm > 0:
         acc.clip_grad_norm_(run.model.parameters(), o.max_grad_norm)
     run.optimizer.step()
     if run.sparse is not None:
         run.sparse.restore()
+    if run.shared is not None:
+        run.shared.apply()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
