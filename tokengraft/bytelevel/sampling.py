@@ -10,7 +10,6 @@ b'wn fox jumps over th'
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Sequence
 
 import torch
@@ -20,6 +19,7 @@ from tokengraft.bytelevel.model import ByteModel
 from tokengraft.bytelevel.options import ByteOptions, GenerateOptions
 from tokengraft.bytelevel.reference import END
 from tokengraft.errors import TokengraftError
+from tokengraft.lm.cache import cache_argument
 
 
 def as_bytes(text: str | bytes) -> bytes:
@@ -90,10 +90,9 @@ def generate_tokens(model: Any, tokenizer: Any, prompt: str, options: GenerateOp
 
     out = bytearray()
     cache = DynamicCache()
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     feed = torch.tensor([ids])
     while len(out) < options.max_bytes:
-        logits = model(input_ids=feed, use_cache=True, **{name: cache}).logits  # the cache grows in place
+        logits = model(input_ids=feed, use_cache=True, **cache_argument(model, cache)).logits  # the cache grows in place
         probs = torch.softmax(logits[0, -1].double(), dim=-1)
         token = pick(probs, options.temperature, generator)
         data = vocab.tokens[token]

@@ -14,12 +14,13 @@ is evaluated by a plain forward of its whole sequence instead: correct, just slo
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from tokengraft.lm.cache import cache_argument
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ class TreeEvaluator:
         self.window = getattr(config, "sliding_window", None) if "sliding_attention" in kinds else None
         self.head = split_head(self.model)
         self.body = self.model.base_model if self.head is not None else self.model
-        params = inspect.signature(self.body.forward).parameters
-        self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.reset()
 
     @property
@@ -107,7 +106,7 @@ class TreeEvaluator:
         masks = self._masks(visible, positions)
         ids = torch.tensor([[q.token for q in queries]], device=self.device)
         out = self.body(input_ids=ids, attention_mask=masks, position_ids=positions[None].to(self.device),
-                        use_cache=True, **{self.cache_arg: self.cache})
+                        use_cache=True, **cache_argument(self.body, self.cache))
         return out[0][0] if self.head is not None else out.logits[0]
 
     def _masks(self, visible: torch.Tensor, positions: torch.Tensor) -> Any:

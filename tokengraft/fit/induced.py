@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import torch
 
+from tokengraft.lm.cache import cache_argument
+
 
 def _cache(model: Any) -> Any:
     from transformers import DynamicCache
@@ -40,7 +42,8 @@ def bytes_logprob(model: Any, context: Sequence[int], pieces: Sequence[Sequence[
     device = model.get_input_embeddings().weight.device
     with torch.no_grad():
         cache = _cache(model)
-        out = model(input_ids=torch.tensor([list(context)], device=device), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor([list(context)], device=device), use_cache=True,
+                    **cache_argument(model, cache))
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         result = torch.stack([first[p[0]] for p in pieces]).cpu() if pieces else torch.zeros(0)
         stems: dict[tuple[int, ...], list[int]] = {}
@@ -57,8 +60,8 @@ def bytes_logprob(model: Any, context: Sequence[int], pieces: Sequence[Sequence[
                 past.batch_repeat_interleave(len(part))
                 ids = torch.tensor(part, device=device)
                 pos = torch.arange(len(context), len(context) + length, device=device).expand(len(part), -1)
-                logp = torch.log_softmax(model(input_ids=ids, past_key_values=past, position_ids=pos,
-                                               use_cache=True).logits.float(), dim=-1)
+                logp = torch.log_softmax(model(input_ids=ids, position_ids=pos, use_cache=True,
+                                               **cache_argument(model, past)).logits.float(), dim=-1)
                 for row, stem in enumerate(part):
                     for k in stems[stem]:
                         labels = pieces[k][1:]

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import torch
 
+from tokengraft.lm.cache import cache_argument
+
 # Largest (nodes x vocab) block of logits the logsumexp materialises at once: 2**25 elements
 # (128 MiB in float32), a small part of a transplant's peak memory.
 LOGIT_ELEMENTS = 2**25
@@ -89,7 +91,7 @@ def context_cache(body: Any, ids: torch.Tensor) -> tuple[torch.Tensor, list[tupl
     from transformers import DynamicCache
 
     cache = DynamicCache()  # no config: plain full-attention layers, never trimmed to a sliding window
-    out = body(input_ids=ids, use_cache=True, **_cache_argument(body, cache))
+    out = body(input_ids=ids, use_cache=True, **cache_argument(body, cache))
     if hasattr(cache, "layers"):
         kv = [(layer.keys, layer.values) for layer in cache.layers]
     else:  # transformers before the cache layers
@@ -108,14 +110,7 @@ def run_batch(body: Any, batch: Batch, kv: list[tuple[torch.Tensor, torch.Tensor
     cache = DynamicCache(ddp_cache_data=kv)  # a fresh cache each batch: the context's tensors are never written
     mask = tree_mask(batch, context, mask_dtype, device)
     return body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                **_cache_argument(body, cache))[0][0]
-
-
-def _cache_argument(body: Any, cache: Any) -> dict[str, Any]:
-    """``cache=`` where the model takes it (transformers >= 5.2x), else ``past_key_values=``."""
-    import inspect
-
-    return {"cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values": cache}
+                **cache_argument(body, cache))[0][0]
 
 
 def pair_logprobs(head: Any, hidden: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor,
