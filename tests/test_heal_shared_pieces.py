@@ -27,12 +27,12 @@ def test_a_step_moves_every_input_row_by_the_mean_step_of_its_pieces():
     model = TwoMatrices(6, 4)  # row 5: beyond the pieces, like a padded vocabulary
     keep = torch.tensor([True, True, True, True, False, True])
     shared = SharedPieces.of(model, pieces, keep)
-    assert [p for p, _, _, _ in shared.pairs] == [model.emb.weight]  # the output matrix does not share
+    assert shared.matrix is model.emb.weight  # the output matrix does not share
     start = model.emb.weight.detach().clone()
     grad = torch.randn(6, 4)
     model.emb.weight.grad = grad.clone()
     shared.gradients()
-    torch.optim.SGD(shared.shadows(), lr=0.5).step()
+    torch.optim.SGD([shared.shadow], lr=0.5).step()
     shared.apply()
     m = piece_matrix(pieces, 6, 4).to_dense()
     assert torch.allclose(m[2], torch.tensor([0.0, 0.0, 2 / 3, 1 / 3]))  # a repeated piece counts twice
@@ -40,7 +40,7 @@ def test_a_step_moves_every_input_row_by_the_mean_step_of_its_pieces():
     assert torch.allclose(model.emb.weight.detach(), start - 0.5 * m @ (m.t() @ grad), atol=1e-6)
     for row in (3, 4, 5):  # no pieces, held, beyond the pieces
         assert torch.equal(model.emb.weight.detach()[row], start[row])
-    assert all(float(s.detach().abs().sum()) == 0.0 for s in shared.shadows())
+    assert float(shared.shadow.detach().abs().sum()) == 0.0
 
 
 def test_a_tied_or_frozen_input_matrix_gets_no_shadow():

@@ -176,7 +176,7 @@ def _shared_pieces(options: HealOptions, model: Any, tokenizer: Any, frozen: tup
         return None
     t0 = time.perf_counter()
     pieces = compat.old_pieces(compat.load_tokenizer(base), tokenizer)
-    model.to(device)
+    model.to(device)  # the shadow is made where the matrix trains
     shared = SharedPieces.of(model, pieces, None if frozen is None else ~frozen[0])
     logger.info("shared piece changes: %d new tokens spelled by old pieces of %s (%.1f s)",
                 sum(1 for p in pieces if p), base, time.perf_counter() - t0)
@@ -206,7 +206,7 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     groups = modes.param_groups(model, options.weight_decay)
     shared = _shared_pieces(options, model, tokenizer, frozen, accelerator.device) if options.share_pieces else None
     if shared is not None:
-        groups.append({"params": shared.shadows(), "weight_decay": 0.0,
+        groups.append({"params": [shared.shadow], "weight_decay": 0.0,
                        "lr": options.share_pieces * options.learning_rate})
     optimizer = torch.optim.AdamW(groups, lr=options.learning_rate)
     total = options.total_steps()

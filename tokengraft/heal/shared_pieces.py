@@ -55,9 +55,12 @@ def piece_matrix(pieces: Sequence[Sequence[int]], rows: int, old: int, keep: tor
 
 @dataclass
 class SharedPieces:
-    """The shadow matrix of the input matrix (a list, so that other matrices could join)."""
+    """The input matrix, its shadow ``U`` (old tokens x d) and the piece matrix ``M`` (and ``M^T``)."""
 
-    pairs: list[tuple[torch.nn.Parameter, torch.nn.Parameter, torch.Tensor, torch.Tensor]]  # (matrix, shadow, M, M^T)
+    matrix: torch.nn.Parameter
+    shadow: torch.nn.Parameter
+    m: torch.Tensor
+    mt: torch.Tensor
 
     @staticmethod
     def shares(model: Any) -> bool:
@@ -75,19 +78,15 @@ class SharedPieces:
         old = 1 + max((i for p in pieces for i in p), default=0)
         m = piece_matrix(pieces, param.shape[0], old, keep).to(param.device)
         shadow = torch.nn.Parameter(torch.zeros(old, param.shape[1], device=param.device, dtype=param.dtype))
-        return cls([(param, shadow, m, m.t().to_sparse_csr())])
-
-    def shadows(self) -> list[torch.nn.Parameter]:
-        return [shadow for _, shadow, _, _ in self.pairs]
+        return cls(param, shadow, m, m.t().to_sparse_csr())
 
     def gradients(self) -> None:
-        """The shadows' gradients from the matrices' (call after masking, before the step)."""
-        for param, shadow, _, mt in self.pairs:
-            shadow.grad = None if param.grad is None else mt @ param.grad.float()
+        """The shadow's gradient ``M^T g`` from the matrix's (call after masking, before the step)."""
+        g = self.matrix.grad
+        self.shadow.grad = None if g is None else (self.mt @ g.float()).to(self.shadow.dtype)
 
     def apply(self) -> None:
-        """Move every row by its pieces' stepped shadow rows, then zero the shadows (after the step)."""
+        """Move every row by its pieces' stepped shadow rows, then zero the shadow (after the step)."""
         with torch.no_grad():
-            for param, shadow, m, _ in self.pairs:
-                param += (m @ shadow).to(param.dtype)
-                shadow.zero_()
+            self.matrix.add_((self.m @ self.shadow.float()).to(self.matrix.dtype))
+            self.shadow.zero_()
