@@ -98,20 +98,22 @@ def test_rows_are_the_documented_ensemble(toks, world):
     n, d = len(corr.new_bytes), 4
     old = torch.randn(len(corr.old_bytes), d, generator=torch.Generator().manual_seed(0))
     c = torch.linspace(-3, 0, n)
-    cont = Continuation(c, torch.ones(n, dtype=torch.bool), torch.tensor([1.0, 2.0, 0.0, -1.0]), (1.0, 0.0), "", 0.0)
+    measured = torch.arange(n) % 2 == 0  # odd ids: continuations estimated (beyond the limit)
+    cont = Continuation(c, measured, torch.tensor([1.0, 2.0, 0.0, -1.0]), (1.0, 0.0), "", 0.0)
     aux_new, aux_old = aux_for(old_tok, new_tok)
     problem = InitProblem(old=old, which="output", new_bytes=corr.new_bytes, old_bytes=corr.old_bytes,
                           copied=corr.copied, pieces=corr.pieces, aux_new=aux_new, aux_old=aux_old,
                           extras={"continuation": cont})
-    opts = GraftOptions(semantic=0.2, mean=0.5, exact=0.3)
+    opts = GraftOptions(semantic=0.2, mean=0.5, exact=0.3, exact_estimated=0.6)
     got = run_contract("graft", problem, opts)
     mean = run_contract("wvt", problem, FVTOptions()).rows
     semantic = run_contract("tokenadapt", problem, TokenAdaptOptions(fallback="mean")).rows
     multi = [t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0]
     assert len(multi) > 20
-    for t in multi[:5] + multi[-5:]:
+    for t in multi[:6] + multi[-6:]:
         exact = old[corr.pieces[t][0]] + c[t] * cont.unit
-        torch.testing.assert_close(got.rows[t], 0.2 * semantic[t] + 0.5 * mean[t] + 0.3 * exact)
+        m, e = (0.5, 0.3) if t % 2 == 0 else (0.2, 0.6)  # estimated: exact takes its extra share from mean's
+        torch.testing.assert_close(got.rows[t], 0.2 * semantic[t] + m * mean[t] + e * exact)
         assert got.source[t] == "graft"
     copied = (corr.copied >= 0).nonzero().flatten()
     assert torch.equal(got.rows[copied], old[corr.copied[copied]])
@@ -120,6 +122,8 @@ def test_rows_are_the_documented_ensemble(toks, world):
     assert bool(torch.isfinite(got.rows).all()) and bool(torch.isfinite(inputs.rows).all())
     with pytest.raises(TokengraftError, match="sum to 1"):
         run_contract("graft", problem, GraftOptions(semantic=0.9))
+    with pytest.raises(TokengraftError, match="exact_estimated takes its share from mean's"):
+        run_contract("graft", problem, GraftOptions(exact_estimated=0.6))
     with pytest.raises(TokengraftError, match="needs the base model's continuations"):
         run_contract("graft", InitProblem(**{**problem.__dict__, "extras": {}}), GraftOptions())
 
