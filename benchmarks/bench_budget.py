@@ -244,7 +244,7 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label,
                     color=colors[names.index(name) % len(colors)], ls="--" if name in OLD_DEFAULTS else "-")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set(xlabel="healing seconds (CPU, one thread beside the other run)",
+        ax.set(xlabel="healing seconds (CPU; the README says how many threads and what ran beside)",
                ylabel="BPB / original's (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
                title=f"SmolLM2-135M -> {Path(pair.tokenizer).name}")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
