@@ -94,3 +94,15 @@ def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it_natively(m
     accelerator = make_accelerator(HealOptions(model="m", corpus=["c"], device="cpu"))
     assert accelerator.mixed_precision == expected
     assert make_accelerator(HealOptions(model="m", corpus=["c"], device="cpu", precision="fp32")).mixed_precision == "no"
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, torch.float32), (True, False, torch.bfloat16),
+                                                        (False, True, torch.bfloat16)])
+def test_auto_precision_ignores_onednn_emulated_bf16(monkeypatch, avx512_bf16, amx, expected):
+    # oneDNN calls every AVX512 CPU bf16-capable; without AVX512-BF16 or AMX it emulates, ~4x slower than float32
+    from tokengraft.lm import precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert precision.compute_dtype("auto", "cpu") == expected

@@ -32,11 +32,23 @@ def compute_dtype(name: str, device: Any) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     if device.type != "cpu":
         return torch.float32
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return torch.bfloat16 if native else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX).
+
+    oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is true on every
+    AVX512 CPU, where bfloat16 is emulated: on a 2-core Intel Xeon with AVX512F only, a
+    1024 x 576 x 1536 product took 165 ms in bfloat16 against 35 ms in float32.
+    """
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(check is None for check in checks):  # an older torch: oneDNN's check is all there is
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return any(bool(check()) for check in checks if check is not None)
 
 
 def autocast(device: Any, dtype: torch.dtype) -> contextlib.AbstractContextManager:
