@@ -1,6 +1,6 @@
 """Input rows fitted in one short real context (session 15's probe; a measured negative result).
 
-    python3 benchmarks/fit_in_context.py out/de-graft out/de-fitctx --steps 12 --lr 2e-2 --share 0.5
+    python3 benchmarks/fit_in_context.py out/de-graft out/de-fitctx --share 0.5   # 12 steps at 2e-2
 
 For every new token t spelled p_1 .. p_k by the old tokenizer (k >= 2, not copied), the teacher
 state is the residual stream after the first ``--layer`` blocks at p_k, the base body having read
@@ -66,8 +66,8 @@ def main():
     ap.add_argument("--base", default="smollm2-135m")
     ap.add_argument("--corpus", default="libreoffice:de:fit")
     ap.add_argument("--layer", type=int, default=10)
-    ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=2e-2)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--skip-top", type=int, default=0)
     ap.add_argument("--share", type=float, default=1.0)
