@@ -88,6 +88,12 @@ def aux_for(old, new, dim: int = 8):
     return torch.randn(len(new), dim, generator=g), torch.randn(len(old), dim, generator=g)
 
 
+def corpus_inputs(old, new) -> Inputs:
+    """What a transplant with ``--corpus`` gives graft: the text and the embedder vectors."""
+    aux_new, aux_old = aux_for(old, new)
+    return Inputs(corpus_texts=[NEW_TEXT], aux_new=aux_new, aux_old=aux_old)
+
+
 def test_rows_are_the_documented_ensemble(toks, world):
     from tokengraft.transplant.auxiliary.continuation import Continuation
     from tokengraft.transplant.methods.fvt import FVTOptions, wvt
@@ -133,8 +139,7 @@ def test_transplant_unties_a_tied_model_and_the_folder_loads_untied(toks, tmp_pa
 
     old, new = toks
     model = tiny_llama(len(old), tied=True, seed=4)
-    aux_new, aux_old = aux_for(old, new)
-    inputs = Inputs(corpus_texts=[NEW_TEXT], aux_new=aux_new, aux_old=aux_old)
+    inputs = corpus_inputs(old, new)
     model, tok, diag = transplant_model(model, old, new, "graft", inputs=inputs)
     emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     assert emb.data_ptr() != head.data_ptr() and not model.config.tie_word_embeddings
@@ -142,7 +147,7 @@ def test_transplant_unties_a_tied_model_and_the_folder_loads_untied(toks, tmp_pa
     differs = (emb - head).abs().amax(dim=1) > 0
     corr = build_correspondence(old, tok, old_size=len(old))
     assert bool(differs[[t for t, p in enumerate(corr.pieces) if len(p) >= 2]].all())
-    assert not bool(differs[corr.copied >= 0].any())
+    assert not bool(differs[corr.copied >= 0].any())  # calibrate_copied is off by default
     out = write_transplant(tmp_path / "m", model, tok, {"method": "graft"}, diag)
     loaded = AutoModelForCausalLM.from_pretrained(out).eval()
     assert not loaded.config.tie_word_embeddings
@@ -155,8 +160,7 @@ def test_an_untied_model_gets_its_own_output_rows(toks):
     old, new = toks
     model = tiny_llama(len(old), tied=False, seed=5)
     head_before = model.get_output_embeddings().weight.detach().clone()
-    aux_new, aux_old = aux_for(old, new)
-    inputs = Inputs(corpus_texts=[NEW_TEXT], aux_new=aux_new, aux_old=aux_old)
+    inputs = corpus_inputs(old, new)
     model, tok, _ = transplant_model(model, old, new, "graft", inputs=inputs)
     corr = build_correspondence(old, tok, old_size=len(old))
     t = next(t for t, p in enumerate(corr.pieces) if len(p) >= 2 and corr.copied[t] < 0)
@@ -295,3 +299,58 @@ def test_a_limit_that_is_not_an_integer_is_a_one_line_error():
     with pytest.raises(TokengraftError, match="limit must be an integer >= 0 or null"):
         ContinuationOptions(limit="None").validate()
     ContinuationOptions(limit=None).validate()
+
+
+def test_exclusive_logprob_removes_the_nearest_longer_spellings():
+    from math import log
+
+    from tokengraft.transplant.auxiliary.continuation import exclusive_logprob
+
+    # t0 = [5] (a copied token), t1 = [5, 6], t2 = [5, 6, 7], t3 = [5, 8], t4 = [9, 1] (no token is its prefix)
+    pieces = [[5], [5, 6], [5, 6, 7], [5, 8], [9, 1]]
+    value = {((5,), 6): log(0.3), ((5, 6), 7): log(0.5), ((5,), 8): log(0.2), ((9,), 1): log(0.9)}
+    got = exclusive_logprob(value, [1, 2, 3, 4], pieces)
+    # t0 goes on into t1 (0.3) or t3 (0.2), never counted twice through t2; t1 into t2 (0.5)
+    torch.testing.assert_close(got, torch.tensor([log(0.5), log(0.5), 0.0, 0.0, 0.0]))
+    floored = exclusive_logprob({((5,), 6): 0.0}, [1], [[5], [5, 6]], floor=1e-3)  # every text goes on
+    assert float(floored[0]) == pytest.approx(log(1e-3))
+
+
+def test_continuation_reports_the_exclusive_share_from_a_plain_forward(toks, world):
+    old, _ = toks
+    model, corr = world
+    cont = continuation(model, old, corr.pieces, corr.copied, [NEW_TEXT],
+                        ContinuationOptions(prefix_tokens=12, precision="float32", batch_nodes=16))
+    prefix = [0, *old(NEW_TEXT + "\n", add_special_tokens=False)["input_ids"][:12]]
+    owner = {tuple(p): t for t, p in enumerate(corr.pieces)}
+    parents = [t for t, p in enumerate(corr.pieces) if any(
+        tuple(q[:len(p)]) == tuple(p) and len(q) > len(p) and corr.copied[u] < 0 for u, q in enumerate(corr.pieces))]
+    assert len(parents) >= 3 and float(cont.exclusive.max()) <= 0.0
+    for t in parents:  # 1 - the probability of going on into each nearest longer token, from plain forwards
+        p = tuple(corr.pieces[t])
+        children = [u for u, q in enumerate(corr.pieces) if corr.copied[u] < 0 and len(q) > len(p)
+                    and tuple(q[:len(p)]) == p and not any(tuple(q[:k]) in owner for k in range(len(p) + 1, len(q)))]
+        rest = sum(float(plain_logprob(model, prefix + list(corr.pieces[u]))[len(prefix) + len(p) - 1:].sum().exp())
+                   for u in children)
+        assert float(cont.exclusive[t]) == pytest.approx(float(torch.log1p(torch.tensor(-min(rest, 1 - 1e-3)))), abs=1e-4)
+
+
+def test_calibrate_copied_lowers_copied_output_rows_by_the_measured_share(toks):
+    old, new = toks
+    base = tiny_llama(len(old), tied=True, seed=4)
+    old_rows = base.get_input_embeddings().weight.detach().clone()
+    inputs = corpus_inputs(old, new)
+    model, tok, _ = transplant_model(base, old, new, "graft", inputs=inputs,
+                                     method_options={"calibrate_copied": 2.0, "precision": "float32"})
+    corr = build_correspondence(old, tok, old_size=len(old))
+    cont = continuation(tiny_llama(len(old), tied=True, seed=4), old, corr.pieces, corr.copied, [NEW_TEXT],
+                        ContinuationOptions(precision="float32"), new_tok=tok)
+    copied = (corr.copied >= 0).nonzero().flatten()
+    lowered = copied[cont.exclusive[copied] < 0]
+    assert len(lowered) >= 3
+    expected = old_rows[corr.copied[copied]] + 2.0 * cont.exclusive[copied, None] * cont.unit[None]
+    torch.testing.assert_close(model.get_output_embeddings().weight.detach()[copied], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.get_input_embeddings().weight.detach()[copied], old_rows[corr.copied[copied]])
+    with pytest.raises(TokengraftError, match="calibrate_copied"):
+        transplant_model(tiny_llama(len(old), tied=True, seed=4), old, new, "graft", inputs=inputs,
+                         method_options={"calibrate_copied": -1.0})

@@ -75,7 +75,8 @@ def prepare(method: Method, options: Any, problem: InitProblem) -> Any:
 
 
 def run_method(method: Method, options: Any, problem: InitProblem, how: list[str] | None = None) -> InitResult:
-    """One matrix: call the method, then enforce the contract: shape, no non-finite row, the overlap copied.
+    """One matrix: call the method, then enforce the contract: shape, no non-finite row, the overlap copied
+    (plus the method's ``copied_shift``, where it gives one).
 
     ``how``: ``Correspondence.how``, the source label of each copied token (None: "copied").
     """
@@ -98,6 +99,11 @@ def run_method(method: Method, options: Any, problem: InitProblem, how: list[str
         for t in bad.nonzero().flatten().tolist():
             source[t] = "fallback:non-finite"
     rows[hit.to(rows.device)] = old[copied[hit].to(old.device)].to(rows.device)
+    if result.copied_shift is not None:
+        ids, shift = (t.cpu() for t in result.copied_shift)
+        keep = hit.cpu()[ids]  # copied tokens only
+        ids, shift = ids[keep].to(rows.device), shift[keep].to(rows.device)
+        rows[ids] = (rows[ids].float() + shift.float()).to(rows.dtype)
     residual[hit.cpu()] = float("nan")
     for t in hit.nonzero().flatten().tolist():
         source[t] = how[t] if how is not None else "copied"

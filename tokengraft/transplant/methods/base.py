@@ -7,8 +7,8 @@ Input and output matrices are separate problems: the orchestrator calls a method
 untied matrix (once for tied models, unless the method ``unties`` them).
 
 What the orchestrator owns, so that no method has to: the rows of copied tokens (the old
-rows, bit for bit) and the repair of non-finite rows. A method may leave copied rows as
-anything finite. What a method reads beyond the matrix is declared in :class:`Needs` and
+rows, bit for bit, plus the method's ``copied_shift`` where it returns one) and the repair of
+non-finite rows. A method may leave copied rows as anything finite. What a method reads beyond the matrix is declared in :class:`Needs` and
 computed once, before the method runs (:mod:`tokengraft.transplant.plan`).
 """
 from __future__ import annotations
@@ -74,6 +74,8 @@ class InitResult:
     rows: torch.Tensor                 # (V_new, d) the new matrix (copied rows: anything finite)
     source: list[str]                  # (V_new) "<method>" | "fallback:<reason>" (copies: set by the orchestrator)
     residual: torch.Tensor | None = None  # (V_new,) reconstruction residual where the method has one, NaN elsewhere
+    copied_shift: tuple[torch.Tensor, torch.Tensor] | None = None  # (ids (k,), rows (k, d)): added to those copied
+                                          # tokens' rows after the copy (graft: old output rows recalibrated)
 
 
 @dataclass(frozen=True)
