@@ -77,7 +77,7 @@ def test_options_go_to_the_method_or_to_the_provider_that_has_them():
     assert plan.corpus_bytes == 8 * MAX_TOKEN_BYTES  # how much corpus follows the provider's options
     plan = plan_inputs("graft", Given(), {"prefix_tokens": 8, "rank_bytes": 5000})
     assert plan.corpus_bytes == 5000
-    with pytest.raises(TokengraftError, match=r"method graft has no option k; its options are: continuation\.batch_nodes"):
+    with pytest.raises(TokengraftError, match=r"method graft has no option k; its options are: calibrate_copied, continuation\.batch_nodes"):
         plan_inputs("graft", Given(), {"k": 3})
     with pytest.raises(TokengraftError, match="method fvt has no option k; its options are: fallback$"):
         plan_inputs("fvt", Given(), {"k": 3})
