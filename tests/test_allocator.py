@@ -43,3 +43,16 @@ def test_freed_blocks_are_reused_without_page_faults():
 def test_off_switch_keeps_the_system_defaults(monkeypatch):
     monkeypatch.setenv(OFF_SWITCH, "1")
     assert keep_freed_memory() is False
+
+
+def test_only_the_stepping_stages_keep_freed_memory(monkeypatch, tmp_path):
+    from tokengraft.cli import main as cli
+
+    called = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: called.append(True) or True)
+    assert cli.KEEP_FREED_MEMORY <= set(cli.STAGES)
+    missing = str(tmp_path / "nowhere")
+    assert cli.main(["eval", "--model", missing, "--text", "libreoffice:de:dev"]) == 2  # fails fast, after the call
+    assert called == [True]
+    assert cli.main(["transplant", "--model", missing, "--tokenizer", missing, "--out", str(tmp_path / "o")]) == 2
+    assert called == [True]  # transplant keeps glibc's defaults
