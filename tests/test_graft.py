@@ -354,3 +354,24 @@ def test_calibrate_copied_lowers_copied_output_rows_by_the_measured_share(toks):
     with pytest.raises(TokengraftError, match="calibrate_copied"):
         transplant_model(tiny_llama(len(old), tied=True, seed=4), old, new, "graft", inputs=inputs,
                          method_options={"calibrate_copied": -1.0})
+
+
+@pytest.mark.parametrize("columns", [1, 7, 50, 8192])
+def test_blocked_logsumexp_equals_the_plain_one_in_every_block_width(columns):
+    """The running max and sum over column blocks, in place in one buffer, against torch's logsumexp
+    of the full logits (bias, scale and softcap included); a block width that does not divide the
+    vocabulary, and logits far apart (a block whose maximum is far below the running one)."""
+    from tokengraft.lm.head import OutputHead
+    from tokengraft.transplant.auxiliary.prefix_tree import logsumexp_logits
+
+    gen = torch.Generator().manual_seed(1)
+    for softcap, scale in ((None, 1.0), (30.0, 0.5)):
+        head = OutputHead(torch.randn(50, 8, generator=gen) * 4, torch.randn(50, generator=gen), softcap=softcap,
+                          scale=scale)
+        hidden = torch.randn(5, 8, generator=gen) * 3
+        want = head.logits(hidden).logsumexp(dim=-1)
+        torch.testing.assert_close(logsumexp_logits(head, hidden, head.weight, columns), want)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # as continuations call it, under autocast
+            got = logsumexp_logits(head, hidden, head.weight.to(torch.bfloat16), columns)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, atol=0.5, rtol=0)

@@ -26,9 +26,11 @@ import torch
 
 from tokengraft.lm.cache import cache_argument
 
-# Largest (nodes x vocab) block of logits the logsumexp materialises at once: 2**25 elements
-# (128 MiB in float32), a small part of a transplant's peak memory.
+# Largest block of logits the logsumexp materialises at once: 2**25 elements (128 MiB in float32),
+# a small part of a transplant's peak memory; blocks are LSE_COLUMNS wide (8,192: fastest of 4k-16k
+# on 2 CPU cores for 512 rows of Gemma-3's and SmolLM2's heads).
 LOGIT_ELEMENTS = 2**25
+LSE_COLUMNS = 8192
 
 
 @dataclass
@@ -118,20 +120,44 @@ def pair_logprobs(head: Any, hidden: torch.Tensor, rows: torch.Tensor, labels: t
     """(m,) log p(labels[k] | node rows[k]) from hidden (n, d): exact float32 logits of the pairs,
     minus each node's logsumexp over the vocabulary computed with ``lse_weight`` (the head's weight
     in the compute dtype)."""
-    step = max(1, LOGIT_ELEMENTS // lse_weight.shape[0])
-    compute = hidden.to(lse_weight.dtype)
-    lse = torch.cat([_transform(head, torch.nn.functional.linear(compute[i:i + step], lse_weight).float(), None)
-                     .logsumexp(dim=-1) for i in range(0, hidden.shape[0], step)])
+    lse = logsumexp_logits(head, hidden, lse_weight)
     picked = (hidden[rows].float() * head.weight[labels].float()).sum(dim=-1)
     return _transform(head, picked, labels) - lse[rows]
 
 
-def _transform(head: Any, raw: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    """The head's bias, logit scale and softcap applied to raw dot products (all columns, or ``labels``)."""
+def logsumexp_logits(head: Any, hidden: torch.Tensor, weight: torch.Tensor, columns: int = LSE_COLUMNS) -> torch.Tensor:
+    """(n,) float32 logsumexp over the vocabulary of the head's logits of ``hidden`` (n, d), ``weight``
+    being the head's weight in the compute dtype.
+
+    The vocabulary is read in blocks of ``columns`` with a running maximum and sum, into one
+    reused (n x columns) buffer and in place: no (n x vocab) logits, no fresh block per step. The
+    plain form, ``head.logits(hidden).logsumexp(-1)``, is 1.7x slower on 2 CPU cores (Gemma-3's
+    262k vocabulary: 2.7 s against 1.6 s per 512 rows) and is the tests' reference.
+    """
+    n, vocab = hidden.shape[0], weight.shape[0]
+    step = max(1, min(columns, LOGIT_ELEMENTS // max(n, 1)))
+    compute = hidden.to(weight.dtype)
+    buffer = torch.empty(n * min(step, vocab), dtype=weight.dtype, device=hidden.device)
+    top = torch.full((n,), float("-inf"), device=hidden.device)
+    total = torch.zeros(n, device=hidden.device)
+    with torch.autocast(hidden.device.type, enabled=False):  # the dtypes are explicit; autocast refuses out=
+        for start in range(0, vocab, step):
+            width = min(step, vocab - start)
+            block = torch.matmul(compute, weight[start:start + width].T, out=buffer[: n * width].view(n, width))
+            block = _transform(head, block.float(), slice(start, start + width))  # .float(): a copy only off float32
+            new_top = torch.maximum(top, block.amax(dim=-1))
+            total.mul_(torch.exp(top - new_top)).add_(block.sub_(new_top[:, None]).exp_().sum(dim=-1))
+            top = new_top
+    return total.log_().add_(top)
+
+
+def _transform(head: Any, raw: torch.Tensor, columns: torch.Tensor | slice) -> torch.Tensor:
+    """The head's bias, logit scale and softcap applied in place to raw dot products of the vocabulary
+    ``columns`` (a slice of it, or one label per entry)."""
     if head.bias is not None:
-        raw = raw + (head.bias.float() if labels is None else head.bias[labels].float())
+        raw.add_(head.bias[columns].float())
     if head.scale != 1.0:
-        raw = raw * head.scale
+        raw.mul_(head.scale)
     if head.softcap:
-        raw = torch.tanh(raw / head.softcap) * head.softcap
+        raw.div_(head.softcap).tanh_().mul_(head.softcap)
     return raw
