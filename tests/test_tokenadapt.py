@@ -118,3 +118,31 @@ def test_global_search_over_usable_keys_equals_the_plain_masked_search():
     plain_sims, plain_ids = sims.masked_fill(~usable, float("-inf")).topk(3, dim=-1)
     assert torch.equal(tokens, torch.arange(n_new)) and torch.equal(ids, plain_ids)
     torch.testing.assert_close(weights, global_weights(plain_sims, 0.3, -1.0))
+
+
+def test_local_pieces_and_shares_equal_a_plain_loop():
+    """The padded piece ids and length shares built at once equal a per-token loop: pieces of 1-4 old
+    tokens, a new token without bytes (its share divides by 1), zero-byte old pieces."""
+    from tokengraft.transplant.methods.tokenadapt import byte_lengths, local_weights, local_weights_of
+
+    gen = torch.Generator().manual_seed(5)
+    n_old, n_new = 30, 9
+    old_bytes = [b"" if i == 4 else b"a" * (1 + i % 5) for i in range(n_old)]
+    pieces = [torch.randint(0, n_old, (1 + t % 4,), generator=gen).tolist() for t in range(n_new)]
+    new_bytes = [None if t == 2 else b"".join(old_bytes[o] for o in p) for t, p in enumerate(pieces)]
+    problem = InitProblem(old=torch.randn(n_old, 4, generator=gen), which="input", new_bytes=new_bytes,
+                          old_bytes=old_bytes, copied=torch.full((n_new,), -1), pieces=pieces,
+                          aux_new=torch.randn(n_new, 5, generator=gen), aux_old=torch.randn(n_old, 5, generator=gen))
+    tokens = torch.tensor([8, 0, 2, 5, 3])
+    ids, weights = local_weights_of(problem, tokens, 0.3)
+    assert torch.equal(ids, local_weights_of(problem, tokens, 0.3, byte_lengths(problem))[0])
+    width = max(len(pieces[t]) for t in tokens.tolist())
+    want_ids, mask, share = torch.zeros(5, width, dtype=torch.long), torch.zeros(5, width, dtype=torch.bool), torch.zeros(5, width)
+    for row, t in enumerate(tokens.tolist()):
+        p = pieces[t]
+        want_ids[row, :len(p)], mask[row, :len(p)] = torch.tensor(p), True
+        share[row, :len(p)] = torch.tensor([len(old_bytes[o]) / (len(new_bytes[t] or b"") or 1) for o in p])
+    unit = lambda x: torch.nn.functional.normalize(x, dim=-1)  # noqa: E731
+    sims = torch.einsum("na,nla->nl", unit(problem.aux_new[tokens]), unit(problem.aux_old[want_ids]))
+    assert torch.equal(ids, want_ids)
+    torch.testing.assert_close(weights, local_weights(sims, share, mask, 0.3))

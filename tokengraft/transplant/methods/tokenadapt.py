@@ -87,22 +87,30 @@ class TokenAdaptWeights:
     mix: float
 
 
-def local_weights_of(problem: InitProblem, tokens: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids (n, L), weights (n, L)) of the pieces of ``tokens`` (each with at least one piece)."""
+def local_weights_of(problem: InitProblem, tokens: torch.Tensor, temperature: float,
+                     lengths: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (n, L), weights (n, L)) of the pieces of ``tokens`` (each with at least one piece).
+
+    ``lengths``: (old, new) byte lengths of every token (:func:`byte_lengths`), computed once by a
+    caller that asks for many blocks.
+    """
+    old_len, new_len = lengths if lengths is not None else byte_lengths(problem)
     pieces = [problem.pieces[t] for t in tokens.tolist()]
-    width = max(len(p) for p in pieces)
-    ids = torch.zeros(len(pieces), width, dtype=torch.long)
-    mask = torch.zeros(len(pieces), width, dtype=torch.bool)
-    share = torch.zeros(len(pieces), width)
-    for row, (t, p) in enumerate(zip(tokens.tolist(), pieces)):
-        ids[row, :len(p)] = torch.tensor(p)
-        mask[row, :len(p)] = True
-        total = len(problem.new_bytes[t] or b"") or 1
-        share[row, :len(p)] = torch.tensor([len(problem.old_bytes[o] or b"") / total for o in p])
+    counts = torch.tensor([len(p) for p in pieces], dtype=torch.long)
+    mask = torch.arange(int(counts.max()))[None] < counts[:, None]
+    ids = torch.zeros(mask.shape, dtype=torch.long)
+    ids[mask] = torch.tensor([i for p in pieces for i in p], dtype=torch.long)  # row-major: each row's pieces in order
+    share = torch.where(mask, old_len[ids] / new_len[tokens].clamp(min=1)[:, None], 0.0)
     unit_new = torch.nn.functional.normalize(problem.aux_new[tokens].float(), dim=-1)
     unit_old = torch.nn.functional.normalize(problem.aux_old[ids].float(), dim=-1)
     sims = torch.einsum("na,nla->nl", unit_new, unit_old)  # zero vectors give similarity 0
     return ids, local_weights(sims, share, mask, temperature)
+
+
+def byte_lengths(problem: InitProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """(old (V_old,), new (V_new,)) float byte lengths of the tokens; 0 where a token has no bytes."""
+    return tuple(torch.tensor([len(b or b"") for b in table], dtype=torch.float32)
+                 for table in (problem.old_bytes, problem.new_bytes))
 
 
 def global_weights_of(problem: InitProblem, tokens: torch.Tensor, keys: "Keys",
@@ -142,13 +150,13 @@ def tokenadapt_weights(problem: InitProblem, options: TokenAdaptOptions) -> Toke
     todo = problem.copied.cpu() < 0
     has_local = todo & torch.tensor([len(p) > 0 and b is not None for p, b in zip(problem.pieces, problem.new_bytes)],
                                     dtype=torch.bool)
-    keys = usable_keys(problem)
+    keys, lengths = usable_keys(problem), byte_lengths(problem)
     has_global = todo & has_vector(problem.aux_new) & (keys.ids.numel() > 0)
     blocks = []
     for start in range(0, problem.new_size, options.chunk_size):
         block = torch.arange(start, min(start + options.chunk_size, problem.new_size))
         loc, glob = block[has_local[block]], block[has_global[block]]
-        loc_ids, loc_w = local_weights_of(problem, loc, options.temperature) if loc.numel() else (None, None)
+        loc_ids, loc_w = local_weights_of(problem, loc, options.temperature, lengths) if loc.numel() else (None, None)
         glob, glob_ids, glob_w = global_weights_of(problem, glob, keys, options)
         blocks.append(Block(loc, loc_ids, loc_w, glob, glob_ids, glob_w, has_local[glob].unsqueeze(1)))
         for i in torch.cat([loc, glob]).tolist():
