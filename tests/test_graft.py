@@ -375,3 +375,6 @@ def test_blocked_logsumexp_equals_the_plain_one_in_every_block_width(columns):
             got = logsumexp_logits(head, hidden, head.weight.to(torch.bfloat16), columns)
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, want, atol=0.5, rtol=0)
+    masked = OutputHead(head.weight, torch.cat([torch.full((10,), float("-inf")), head.bias[10:]]), None, 1.0)
+    torch.testing.assert_close(logsumexp_logits(masked, hidden, head.weight, columns),  # a first block all -inf
+                               masked.logits(hidden).logsumexp(dim=-1))

@@ -31,6 +31,7 @@ from tokengraft.lm.cache import cache_argument
 # on 2 CPU cores for 512 rows of Gemma-3's and SmolLM2's heads).
 LOGIT_ELEMENTS = 2**25
 LSE_COLUMNS = 8192
+LOWEST = torch.finfo(torch.float32).min
 
 
 @dataclass
@@ -145,7 +146,7 @@ def logsumexp_logits(head: Any, hidden: torch.Tensor, weight: torch.Tensor, colu
             width = min(step, vocab - start)
             block = torch.matmul(compute, weight[start:start + width].T, out=buffer[: n * width].view(n, width))
             block = _transform(head, block.float(), slice(start, start + width))  # .float(): a copy only off float32
-            new_top = torch.maximum(top, block.amax(dim=-1))
+            new_top = torch.maximum(top, block.amax(dim=-1)).clamp_(min=LOWEST)  # finite: -inf - -inf is nan
             total.mul_(torch.exp(top - new_top)).add_(block.sub_(new_top[:, None]).exp_().sum(dim=-1))
             top = new_top
     return total.log_().add_(top)
