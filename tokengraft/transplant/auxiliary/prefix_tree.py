@@ -27,7 +27,7 @@ import torch
 from tokengraft.lm.cache import cache_argument
 
 # Largest block of logits the logsumexp materialises at once: 2**25 elements (128 MiB in float32),
-# a small part of a transplant's peak memory; blocks are LSE_COLUMNS wide (8,192: fastest of 4k-16k
+# a small part of a transplant's peak memory; blocks are LSE_COLUMNS wide (8,192: fastest of 2k-32k
 # on 2 CPU cores for 512 rows of Gemma-3's and SmolLM2's heads).
 LOGIT_ELEMENTS = 2**25
 LSE_COLUMNS = 8192
