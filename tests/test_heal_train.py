@@ -129,6 +129,8 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(heal_world, tmp_path, mo
     assert taken == [5, 6, 7]  # continued after the newest checkpoint, not from the start
     assert resumed.steps == straight.steps == 7
     assert [e["loss"] for e in resumed.loss_curve] == [e["loss"] for e in straight.loss_curve]
+    read = [json.loads((r.out / "heal.json").read_text())["rows_read"] for r in (straight, resumed)]
+    assert read[0] == read[1] and read[0]["read"] > 0  # the counts went through the checkpoint
     a, b = weights(straight.out), weights(resumed.out)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -343,3 +345,18 @@ def test_share_pieces_leaves_a_model_that_is_no_transplant_as_it_was(heal_world,
             for share in (0.0, 1.0)]
     a, b = weights(runs[0].out), weights(runs[1].out)
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rows_read_counts_every_token_the_batches_show_and_the_new_ones_never_read(heal_world, tmp_path):  # noqa: F811
+    from tokengraft.heal import sources
+
+    tok, used = _used_ids(heal_world, heal_world["student"])
+    used.add(tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id)  # each document's start
+    # batches of 4 x 32 tokens: 40 steps read the small corpus more than once, so every token it uses
+    result = heal(options(heal_world, tmp_path, steps=40))
+    record = json.loads((result.out / "heal.json").read_text())["rows_read"]
+    copied, _ = sources.copied_rows(str(heal_world["student"]), len(tok))
+    new = {i for i in range(len(tok)) if not copied[i]}
+    assert record == {"token_types": len(tok), "read": len(used), "read_10_or_more": record["read_10_or_more"],
+                      "new_tokens": len(new), "new_read": len(new & used), "new_never_read": len(new - used)}
+    assert 0 < record["read_10_or_more"] < len(used) and 0 < record["new_never_read"] < len(new)

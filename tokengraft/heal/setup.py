@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from tokengraft.errors import TokengraftError
-from tokengraft.heal import compat, modes, sources
+from tokengraft.heal import compat, modes, reads, sources
 from tokengraft.heal.budget import Clock
 from tokengraft.heal.coverage import coverage_first_epoch
 from tokengraft.heal.data import AlignedStream, PackedStream
@@ -117,6 +117,8 @@ class Run:
     sparse: SparseRows | None = None  # --sparse-rows: keeps the rows a step does not use
     shared: SharedPieces | None = None  # --share-pieces: moves rows with their old-tokenizer pieces
     stopped_by_budget: bool = False  # training ended because --max-seconds was spent
+    reads: torch.Tensor | None = None  # times each row's token was read (heal.json's rows_read, :mod:`.reads`)
+    copied: torch.Tensor | None = None  # input rows the transplant copied (None: the model is no transplant)
 
 
 def _load_student(options: HealOptions) -> tuple[Any, Any]:
@@ -226,6 +228,7 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     else:
         stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed,
                               first_epoch)
+    embedding_rows = accelerator.unwrap_model(model).get_input_embeddings().weight.shape[0]
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
         steps = f"{total} steps" if total is not None else f"{options.budget:g} s"
@@ -235,4 +238,6 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
                teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
                teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen,
                sparse=(SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives)
-                       if options.sparse_rows else None), shared=shared)
+                       if options.sparse_rows else None), shared=shared,
+               reads=torch.zeros(embedding_rows, dtype=torch.long),
+               copied=reads.copied_inputs(options.model, embedding_rows))

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from tokengraft.assets.outputs import check_output_dir, output_dir
 from tokengraft.assets.tokenizer_checks import verify_saved_tokenizer
 from tokengraft.errors import TokengraftError
-from tokengraft.heal import checkpoint, compat, modes, report, sources
+from tokengraft.heal import checkpoint, compat, modes, reads, report, sources
 from tokengraft.heal.losses import collate_alm
 from tokengraft.heal.options import HealOptions, HealResult
 from tokengraft.heal.budget import Clock
@@ -93,6 +93,7 @@ def _payload(run: Run) -> dict[str, Any]:
         "loss_curve": run.loss_curve,
         "eval_curve": run.eval_curve,
         "fit": run.fit_record,
+        "reads": run.reads,
         "fingerprint": _fingerprint(run.options),
     }
 
@@ -114,6 +115,8 @@ def _restore(run: Run, path: Path) -> None:
     run.step, run.tokens_seen = int(state["step"]), int(state["tokens_seen"])
     run.loss_curve, run.eval_curve = list(state["loss_curve"]), list(state["eval_curve"])
     run.fit_record = dict(state.get("fit") or {})
+    if state.get("reads") is not None:  # checkpoints before rows_read have none: count from here on
+        run.reads = state["reads"]
     if run.options.budget is not None:
         # a new budget: a fresh warm-up and decay over it, from the restored weights and moments
         schedule = make_schedule(run.options, run.clock, run.step)
@@ -162,6 +165,7 @@ def _optimizer_step(run: Run) -> dict[str, float]:
     else:
         counts = Counts(tokens=o.batch_size * (o.seq_len - 1), world=world)
         tokens = o.batch_size * o.seq_len
+    reads.count(run.reads, torch.cat([torch.as_tensor(r.student) for r in rows]) if alm else rows)
     local = rows[rank * per:(rank + 1) * per]
     micro = per // o.grad_accum
     sums = torch.zeros(2, dtype=torch.float64, device=acc.device)
@@ -330,11 +334,13 @@ def _write_output(run: Run, out: Path, seconds: float, train_seconds: float) -> 
         "processes": run.accelerator.num_processes, "device": str(run.accelerator.device),
         "precision": run.accelerator.mixed_precision, "seconds": round(seconds, 3),
         "train_seconds": round(train_seconds, 3), "max_seconds": o.budget, "fit": run.fit_record,
+        "rows_read": reads.summary(run.reads, run.copied),
         "budget_seconds": round(run.clock.used(), 3), "stopped_by_budget": run.stopped_by_budget,
         "interpolate": o.keep_share,
         "tokens_per_second": run.tokens_per_second,
         "peak_memory_bytes": _peak_memory(run), "loss_curve": run.loss_curve, "eval_curve": run.eval_curve,
     }
+    logger.info("%s", reads.describe(record["rows_read"]))
     t0 = time.perf_counter()
     saved = checkpoint.checkpoints(o.checkpoint_dir())
     fix = (f"and continue from checkpoint {saved[-1].name} with --resume" if saved
