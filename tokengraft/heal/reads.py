@@ -20,17 +20,14 @@ from tokengraft.heal import sources
 
 def count(reads: torch.Tensor, ids: torch.Tensor) -> None:
     """Add one read per occurrence of every id in ``ids`` to ``reads`` (one counter per row), in place."""
-    flat = ids.flatten().to(reads.device, torch.long)
-    reads += torch.bincount(flat[flat < reads.numel()], minlength=reads.numel())
+    reads += torch.bincount(ids.flatten().to(reads.device, torch.long), minlength=reads.numel())
 
 
 def copied_inputs(model: str, rows: int) -> torch.Tensor | None:
     """The input rows a transplant copied from its base model, or None for a model that is no transplant."""
-    if sources.read_transplant(model) is None:
-        return None
     try:
         return sources.copied_rows(model, rows)[0]
-    except TokengraftError:  # a transplant.json without its per-token file: the summary leaves new tokens out
+    except TokengraftError:  # no transplant record (or no per-token file): the summary leaves new tokens out
         return None
 
 
