@@ -9,6 +9,13 @@ bytes, so models with different vocabularies compare byte for byte, class by cla
 model is the reference: the last columns give each other model's share of its excess bits over
 the reference that falls in each class. Word counts come from the first ``--train-bytes`` of
 ``--train`` (case-folded ``\\w+`` words).
+
+``--by pieces`` classes words instead by how many tokens the new tokenizer spends on them
+against the reference's (each word read alone after a space): a German tokenizer trained on
+LibreOffice help writes " License" as " L" "ic" "en" "se" where SmolLM2's has one token.
+
+    python3 benchmarks/bits_by_word.py --by pieces --model original=smollm2-135m \\
+        --model healed=out/graft-de-healed --model fair=out/original-healed --new healed
 """
 from __future__ import annotations
 
@@ -56,13 +63,23 @@ def word_class(word: str, counts: collections.Counter) -> str:
     return "word " + next(name for lo, hi, name in COUNT_BUCKETS if n >= lo and (hi is None or n <= hi))
 
 
-def byte_classes(text: str, counts: collections.Counter) -> tuple[list[str], torch.Tensor]:
-    """The class names and, per UTF-8 byte of ``text``, the index of its class."""
+def piece_class(word: str, ref_tok, new_tok) -> str:
+    """``word split more|same|less`` by the tokens the new tokenizer spends on " word" against the
+    reference's; space, digits and punct as in :func:`word_class`."""
+    kind = word_class(word, collections.Counter())
+    if kind != "word unseen":
+        return kind
+    new, ref = (len(t.encode(" " + word, add_special_tokens=False)) for t in (new_tok, ref_tok))
+    return "word split " + ("more" if new > ref else "less" if new < ref else "same")
+
+
+def byte_classes(text: str, classify) -> tuple[list[str], torch.Tensor]:
+    """The class names and, per UTF-8 byte of ``text``, the index of its class (``classify(word)``)."""
     starts = [0, *itertools.accumulate(len(ch.encode()) for ch in text)]
     names: dict[str, int] = {}
     index = torch.zeros(starts[-1], dtype=torch.long)
     for m in WORD.finditer(text):
-        k = names.setdefault(word_class(m.group(), counts), len(names))
+        k = names.setdefault(classify(m.group()), len(names))
         index[starts[m.start()]:starts[m.end()]] = k
     return list(names), index
 
@@ -100,18 +117,31 @@ def main() -> None:
     p.add_argument("--train-bytes", type=int, default=3_000_000)
     p.add_argument("--window", type=int, default=2048)
     p.add_argument("--context", type=int, default=256)
+    p.add_argument("--by", choices=("count", "pieces"), default="count",
+                   help="class words by their count in --train, or by the tokens --new spends on them against the reference")
+    p.add_argument("--new", help="--by pieces: the label of the model whose tokenizer is the new one (default: the second)")
     args = p.parse_args()
     docs = [d.text for d in load_corpora([args.text], max_bytes=args.max_bytes)[0].documents]
-    train = load_corpora([args.train], max_bytes=args.train_bytes)[0].documents
-    counts = collections.Counter(w.lower() for d in train for w in re.findall(r"\w+", d.text))
-    classes = [byte_classes(t, counts) for t in docs]
+    models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
+    if args.by == "pieces":
+        labels = list(models)
+        new = args.new or (labels[1] if len(labels) > 1 else None)
+        if new not in models:
+            p.error(f"--by pieces needs --new naming one of the models ({', '.join(labels)})")
+        ref_tok, new_tok = load_tokenizer(models[labels[0]]), load_tokenizer(models[new])
+        source = f"word pieces: {new}'s tokenizer against {labels[0]}'s"
+        classes = [byte_classes(t, lambda w: piece_class(w, ref_tok, new_tok)) for t in docs]
+    else:
+        train = load_corpora([args.train], max_bytes=args.train_bytes)[0].documents
+        counts = collections.Counter(w.lower() for d in train for w in re.findall(r"\w+", d.text))
+        source = f"words counted in {args.train}"
+        classes = [byte_classes(t, lambda w: word_class(w, counts)) for t in docs]
     names = sorted({n for ns, _ in classes for n in ns})
     nbytes = collections.Counter()
     for ns, idx in classes:
         for k, n in enumerate(ns):
             nbytes[n] += int((idx == k).sum())
     total = sum(nbytes.values())
-    models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model)
     bits: dict[str, collections.Counter] = {}
     for label, folder in models.items():
         model, tok = load_model(folder), load_tokenizer(folder)
@@ -125,7 +155,7 @@ def main() -> None:
     labels = list(models)
     ref, others = labels[0], labels[1:]
     excess = {m: sum(bits[m].values()) - sum(bits[ref].values()) for m in others}
-    print(f"{args.text}, first {total:,} bytes; words counted in {args.train}; BPB per class\n")
+    print(f"{args.text}, first {total:,} bytes; {source}; BPB per class\n")
     print("| class | bytes | " + " | ".join(labels) + " | " + " | ".join(f"excess share {m}" for m in others) + " |")
     print("|---" * (2 + len(labels) + len(others)) + "|")
     for n in sorted(names, key=lambda n: -nbytes[n]):

@@ -18,8 +18,32 @@ def test_spread_bits_keeps_the_total_and_gives_each_byte_its_share():
 
 
 def test_byte_classes_cover_every_utf8_byte_of_umlauts():
-    names, index = bw.byte_classes("Größe 12 -- ab", collections.Counter({"ab": 150}))
+    counts = collections.Counter({"ab": 150})
+    names, index = bw.byte_classes("Größe 12 -- ab", lambda w: bw.word_class(w, counts))
     assert len(index) == len("Größe 12 -- ab".encode())
     spans = {n: int((index == k).sum()) for k, n in enumerate(names)}
     assert spans == {"word unseen": 7, "space": 3, "digits": 2, "punct": 2, "word 100+": 2}
     assert torch.equal(index[:7], torch.full((7,), names.index("word unseen")))
+
+
+class _Chars:
+    """A tokenizer that spends one token per character (a space joins the next character)."""
+
+    def encode(self, text, add_special_tokens=False):
+        return [0] * len(text.lstrip()) if text.startswith(" ") else [0] * len(text)
+
+
+class _Known:
+    """A tokenizer with whole tokens for " License" and " ab", else one token per character."""
+
+    def encode(self, text, add_special_tokens=False):
+        return [0] if text in (" License", " ab") else [0] * len(text.lstrip())
+
+
+def test_piece_class_compares_the_new_tokenizers_count_with_the_references():
+    ref, new = _Known(), _Chars()
+    assert bw.piece_class("License", ref, new) == "word split more"   # 7 tokens against 1
+    assert bw.piece_class("xy", ref, new) == "word split same"        # 2 against 2
+    assert bw.piece_class("xy", _Chars(), _Known()) == "word split same"
+    assert bw.piece_class("ab", _Chars(), _Known()) == "word split less"  # 1 against 2
+    assert [bw.piece_class(w, ref, new) for w in ("  ", "42", "--")] == ["space", "digits", "punct"]
