@@ -188,6 +188,11 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             folder = start_folder(pair, start, root) if budget == 0 else str(root / f"{method}-{budget}")
             if budget == 0 or Path(folder, "heal.json").exists():
                 todo[f"{method}-{budget}"] = folder
+    scored = {(r.get("folder"), r.get("max_bytes")): r for r in scores.values()}
+    reused = {k: scored[(f, max_bytes)] for k, f in todo.items() if k not in scores and (f, max_bytes) in scored}
+    if reused:  # a zero-shot transplant that several methods start from is scored once
+        scores.update(reused)
+        path.write_text(json.dumps(scores, indent=1))
     todo = {k: f for k, f in todo.items() if not (k in scores and scores[k].get("max_bytes") == max_bytes)
             and (only is None or k in only)}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
