@@ -66,8 +66,8 @@ def word_class(word: str, counts: collections.Counter) -> str:
 def piece_class(word: str, ref_tok, new_tok) -> str:
     """``word split more|same|less`` by the tokens the new tokenizer spends on " word" against the
     reference's; space, digits and punct as in :func:`word_class`."""
-    kind = word_class(word, collections.Counter())
-    if kind != "word unseen":
+    kind = word_class(word, collections.Counter())  # space | digits | punct | word unseen
+    if not kind.startswith("word"):
         return kind
     new, ref = (len(t.encode(" " + word, add_special_tokens=False)) for t in (new_tok, ref_tok))
     return "word split " + ("more" if new > ref else "less" if new < ref else "same")
