@@ -45,6 +45,8 @@ the two runs of a pair (e.g. ``default`` and ``fair``) see the same machine.
 Ratio = BPB / BPB of the untouched original model with its own tokenizer on the same bytes
 (= 1.000). Training and scoring are separate stages: only training depends on the machine's
 load, so only ``--stage train`` needs ``heavy -x``; every run's record (steps, seconds) is kept.
+A folder already scored on the same bytes is not scored again, also through a link: the SuperBPE
+pair's fair runs can be links to the French pair's (the same model, text and budgets).
 """
 from __future__ import annotations
 
@@ -173,6 +175,23 @@ def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: i
     return out
 
 
+def real(folder: str) -> str:
+    return str(Path(folder).resolve())
+
+
+def known_scores(root: Path, folders, evals: tuple[str, ...]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Score records holding every one of ``evals``, by (real folder, max_bytes): this root's, and those
+    in the ``scores.json`` beside each folder's real location (a link to another pair's run on the
+    same text: the French fair baseline serves the SuperBPE pair)."""
+    files = {root / "scores.json", *(Path(real(f)).parent / "scores.json" for f in folders)}
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in sorted(files):
+        for record in (json.loads(path.read_text()) if path.exists() else {}).values():
+            if record.get("folder") and set(evals) <= set(record.get("scores", {})):
+                out.setdefault((real(record["folder"]), record.get("max_bytes")), record)
+    return out
+
+
 def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int, jobs: int,
                 only: set[str] | None = None) -> None:
     """BPB of every folder not scored yet on these bytes (of the keys in ``only``, when given);
@@ -188,9 +207,10 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             folder = start_folder(pair, start, root) if budget == 0 else str(root / f"{method}-{budget}")
             if budget == 0 or Path(folder, "heal.json").exists():
                 todo[f"{method}-{budget}"] = folder
-    scored = {(r.get("folder"), r.get("max_bytes")): r for r in scores.values()}
-    reused = {k: scored[(f, max_bytes)] for k, f in todo.items() if k not in scores and (f, max_bytes) in scored}
-    if reused:  # a zero-shot transplant that several methods start from is scored once
+    scored = known_scores(root, todo.values(), pair.evals)
+    reused = {k: {**scored[(real(f), max_bytes)], "folder": f} for k, f in todo.items()
+              if k not in scores and (real(f), max_bytes) in scored}
+    if reused:  # a zero-shot transplant that several methods start from, or a link to another pair's run, is scored once
         scores.update(reused)
         path.write_text(json.dumps(scores, indent=1))
     todo = {k: f for k, f in todo.items() if not (k in scores and scores[k].get("max_bytes") == max_bytes)
