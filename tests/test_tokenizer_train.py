@@ -262,3 +262,13 @@ def test_wordpiece_base_is_refused(docs):
     base = PreTrainedTokenizerFast(tokenizer_object=wp, unk_token="[UNK]")
     with pytest.raises(TokengraftError, match="neither byte-level nor byte-fallback \\(model WordPiece\\)"):
         train_tokenizer(docs, opts(), base_tokenizer=base)
+
+
+@pytest.mark.parametrize("kind,reason", [("bpe", "no pair left seen 1+ times"),
+                                         ("unigram", "Unigram trainer keeps no more pieces than its seed")])
+def test_a_short_vocabulary_is_explained_in_the_trainers_own_terms(kind, reason, caplog):
+    with caplog.at_level("WARNING", logger="tokengraft.tokenizer.train"):
+        tok = train_tokenizer(["ab cd ab"] * 3, TrainOptions(kind=kind, vocab_size=2000, show_progress=False))
+    assert len(tok) < 2000
+    assert f"supports only {len(tok)} of the 2000 tokens asked for" in caplog.text
+    assert reason in caplog.text

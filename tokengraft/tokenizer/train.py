@@ -106,9 +106,18 @@ def train_tokenizer(texts: Sequence[str], options: TrainOptions | None = None, *
         progress("trained", options.vocab_size, options.vocab_size)
     tokenizer = wrap(finalize(data, conv), conv)
     if len(tokenizer) < options.vocab_size:
-        logger.warning("the corpus supports only %d of the %d tokens asked for (no pair left seen %d+ times)",
-                    len(tokenizer), options.vocab_size, options.min_frequency)
+        logger.warning("the corpus supports only %d of the %d tokens asked for (%s)", len(tokenizer),
+                       options.vocab_size, shortfall_reason(options))
     return tokenizer
+
+
+def shortfall_reason(options: TrainOptions) -> str:
+    """Why a trainer stopped short of ``options.vocab_size``, in the words of its algorithm."""
+    if options.kind == "unigram":
+        return ("HF's Unigram trainer keeps no more pieces than its seed substrings and pruning leave on this "
+                "text; give it more text or ask for fewer tokens")
+    return (f"no pair left seen {options.min_frequency}+ times; give it more text, lower --min-frequency or ask "
+            "for fewer tokens")
 
 
 def wrap(tokenizer: Any, conv: Conventions) -> PreTrainedTokenizerFast:
