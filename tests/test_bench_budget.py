@@ -1,6 +1,7 @@
 """benchmarks/bench_budget.py: a folder already scored on the same bytes is not scored again."""
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -38,3 +39,21 @@ def test_score_reuses_a_linked_run_of_another_pair_on_the_same_text_and_nothing_
     # the German pair's texts are others: the French record does not serve it (only=set(): score nothing)
     bb.stage_score(bb.PAIRS["de"], sb, ["fair"], [60], 1000, 1, only=set())
     assert "fair-60" not in json.loads((sb / "scores.json").read_text())
+
+
+def fake_score(folder, evals, max_bytes, threads=0):
+    with open(os.environ["BENCH_BUDGET_SCORED"], "a") as log:  # the scoring runs in a worker process
+        log.write(folder + "\n")
+    return {e: {"bpb": 1.25, "tokens_per_byte": 0.3, "bytes": max_bytes} for e in evals}
+
+
+def test_two_keys_of_one_folder_in_one_run_are_scored_once(tmp_path, monkeypatch):
+    log = tmp_path / "scored.txt"
+    monkeypatch.setenv("BENCH_BUDGET_SCORED", str(log))
+    monkeypatch.setattr(bb, "score_folder", fake_score)
+    bb.stage_score(bb.PAIRS["fr"], tmp_path, ["fair"], [0], 1000, 1)  # "fair-0" is the original itself
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert log.read_text().splitlines() == ["smollm2-135m"]
+    assert set(scores) == {"original", "fair-0"}
+    assert scores["fair-0"]["scores"] == scores["original"]["scores"] == {
+        "libreoffice:fr:heldout": {"bpb": 1.25, "tokens_per_byte": 0.3, "bytes": 1000}}
