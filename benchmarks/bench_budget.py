@@ -10,10 +10,9 @@
 Pairs: ``de`` SmolLM2-135M -> the 32k German BPE (trained on libreoffice:de:train, judged on
 libreoffice:de:heldout and on German man pages, text from outside LibreOffice); ``fr`` -> the
 quickstart's 32k French BPE; ``superbpe`` -> the 32k French SuperBPE (both judged on
-libreoffice:fr:heldout); ``de-unigram`` -> a German Unigram asked for 32k tokens (``tokengraft tokenizer train
---kind unigram``: 17,833 on this text; another kind than the BPE the defaults were chosen with;
-judged like ``de``). Methods (each
-``tokengraft heal --max-seconds B`` from a transplant):
+libreoffice:fr:heldout); ``de-unigram`` -> a German Unigram asked for 32k tokens (``tokengraft
+tokenizer train --kind unigram``: 17,833 on this text; another kind than the BPE the defaults were
+chosen with; judged like ``de``). Methods (each ``tokengraft heal --max-seconds B`` from a transplant):
 
 - ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
   the embeddings, sparse row steps with 2,048 hard negatives, lr 3e-3, three quarters of the change
