@@ -16,6 +16,10 @@ LibreOffice help writes " License" as " L" "ic" "en" "se" where SmolLM2's has on
 
     python3 benchmarks/bits_by_word.py --by pieces --model original=smollm2-135m \\
         --model healed=out/graft-de-healed --model fair=out/original-healed --new healed
+
+Each table also gives, per model, the bits of the tokens that start inside a word (after its first
+byte: "ic" "en" "se" of " L" "ic" "en" "se"), per byte of the class: what continuing a word costs,
+apart from starting it.
 """
 from __future__ import annotations
 
@@ -84,8 +88,32 @@ def byte_classes(text: str, classify) -> tuple[list[str], torch.Tensor]:
     return list(names), index
 
 
-def document_bits(model, tokenizer, text: str, start_id: int, window: int, context: int) -> torch.Tensor:
-    """Per-byte bits of one document: windows of ``window`` tokens, each after ``context`` tokens of the last."""
+def inner_bytes(text: str) -> torch.Tensor:
+    """Per UTF-8 byte of ``text``: True inside a word after its first byte.
+
+    >>> inner_bytes(" Lic, ä!").tolist()
+    [False, False, True, True, False, False, False, True, False]
+    """
+    starts = [0, *itertools.accumulate(len(ch.encode()) for ch in text)]
+    out = torch.zeros(starts[-1], dtype=torch.bool)
+    for m in re.finditer(r"\w+", text):
+        out[starts[m.start()] + 1:starts[m.end()]] = True
+    return out
+
+
+def continuation_bits(num_bytes: int, spans: list[tuple[int, int]], bits: list[float], inner: torch.Tensor) -> torch.Tensor:
+    """Per-byte bits of the tokens that start inside a word (``inner`` at their first byte) only.
+
+    >>> continuation_bits(4, [(0, 2), (2, 4)], [2.0, 4.0], torch.tensor([False, True, True, True])).tolist()
+    [0.0, 0.0, 2.0, 2.0]
+    """
+    keep = [(sp, b) for sp, b in zip(spans, bits) if sp[1] > sp[0] and bool(inner[sp[0]])]
+    return spread_bits(num_bytes, [sp for sp, _ in keep], [b for _, b in keep])
+
+
+def document_bits(model, tokenizer, text: str, start_id: int, window: int, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-byte bits of one document (windows of ``window`` tokens, each after ``context`` tokens of
+    the last), and the same for the tokens that start inside a word only."""
     from tokengraft.vocab import byte_offsets
 
     ids = tokenizer.encode(text, add_special_tokens=False)
@@ -102,7 +130,8 @@ def document_bits(model, tokenizer, text: str, start_id: int, window: int, conte
     if spans and spans[-1][1] != len(text.encode()):  # e.g. a tokenizer that adds a prefix space
         raise SystemExit(f"{getattr(tokenizer, 'name_or_path', 'a tokenizer')}: its tokens do not spell the text"
                          " byte for byte, so its bits cannot be placed on the text's bytes")
-    return spread_bits(len(text.encode()), spans, bits)
+    num = len(text.encode())
+    return spread_bits(num, spans, bits), continuation_bits(num, spans, bits, inner_bytes(text))
 
 
 def main() -> None:
@@ -143,27 +172,31 @@ def main() -> None:
             nbytes[n] += int((idx == k).sum())
     total = sum(nbytes.values())
     bits: dict[str, collections.Counter] = {}
+    rest: dict[str, collections.Counter] = {}
     for label, folder in models.items():
         model, tok = load_model(folder), load_tokenizer(folder)
         model.eval()
         start = resolve_start_token(tok, "auto")[1]
-        per = bits[label] = collections.Counter()
+        per, cont = bits[label], rest[label] = collections.Counter(), collections.Counter()
         for text, (ns, idx) in zip(docs, classes):
-            b = document_bits(model, tok, text, start, args.window, args.context)
+            b, c = document_bits(model, tok, text, start, args.window, args.context)
             for k, n in enumerate(ns):
                 per[n] += float(b[idx == k].sum())
+                cont[n] += float(c[idx == k].sum())
     labels = list(models)
     ref, others = labels[0], labels[1:]
     excess = {m: sum(bits[m].values()) - sum(bits[ref].values()) for m in others}
     print(f"{args.text}, first {total:,} bytes; {source}; BPB per class\n")
-    print("| class | bytes | " + " | ".join(labels) + " | " + " | ".join(f"excess share {m}" for m in others) + " |")
-    print("|---" * (2 + len(labels) + len(others)) + "|")
+    print("| class | bytes | " + " | ".join(labels) + " | " + " | ".join(f"excess share {m}" for m in others)
+          + " | " + " | ".join(f"{m}: inside words" for m in labels) + " |")
+    print("|---" * (2 + 2 * len(labels) + len(others)) + "|")
     for n in sorted(names, key=lambda n: -nbytes[n]):
         row = [f"{100 * nbytes[n] / total:.1f}%"] + [f"{bits[m][n] / nbytes[n]:.3f}" for m in labels]
         row += [f"{100 * (bits[m][n] - bits[ref][n]) / excess[m]:.1f}%" if excess[m] else "-" for m in others]
+        row += [f"{rest[m][n] / nbytes[n]:.3f}" for m in labels]
         print(f"| {n} | " + " | ".join(row) + " |")
     print("| all | 100% | " + " | ".join(f"{sum(bits[m].values()) / total:.4f}" for m in labels) + " |"
-          + " |" * len(others))
+          + " |" * len(others) + " " + " | ".join(f"{sum(rest[m].values()) / total:.4f}" for m in labels) + " |")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,14 @@ def test_piece_class_compares_the_new_tokenizers_count_with_the_references():
     assert bw.piece_class("xy", _Chars(), _Known()) == "word split same"
     assert bw.piece_class("ab", _Chars(), _Known()) == "word split less"  # 1 against 2
     assert [bw.piece_class(w, ref, new) for w in ("  ", "42", "--")] == ["space", "digits", "punct"]
+
+
+def test_continuation_bits_keep_only_tokens_that_start_inside_a_word():
+    text = " License ab"                                   # " L" "ic" "en" "se" " ab"
+    spans, bits = [(0, 2), (2, 4), (4, 6), (6, 8), (8, 11)], [5.0, 2.0, 1.0, 1.0, 3.0]
+    inner = bw.inner_bytes(text)
+    assert inner.tolist() == [False, False] + [True] * 6 + [False, False, True]
+    cont = bw.continuation_bits(len(text), spans, bits, inner)
+    assert cont.sum().item() == pytest.approx(4.0)            # "ic" "en" "se"; not " L", not " ab"
+    assert cont[:2].tolist() == [0.0, 0.0] and cont[8:].tolist() == [0.0, 0.0, 0.0]
+    assert bw.spread_bits(len(text), spans, bits).sum().item() == pytest.approx(12.0)
