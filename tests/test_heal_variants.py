@@ -52,3 +52,22 @@ def test_tied_both_moves_input_and_output_rows_by_one_mean_gradient(monkeypatch)
     for p in (emb, head):
         assert torch.equal(p.grad[used], torch.full((3, 2), 3.0))
         assert torch.equal(p.grad[~used], torch.zeros(2, 2))
+
+
+class _Pieces:
+    vocab = [" L", "ic", "en", "se", ",", " ab"]
+
+    def __len__(self):
+        return len(self.vocab)
+
+    def decode(self, ids):
+        return "".join(self.vocab[i] for i in ids)
+
+
+def test_continuation_weights_weigh_only_tokens_that_continue_a_word():
+    starts, ends = hv.letter_ends(_Pieces())
+    assert starts.tolist() == [False, True, True, True, False, False]
+    assert ends.tolist() == [True, True, True, True, False, True]
+    ids = torch.tensor([[0, 1, 2, 3, 4, 5, 1]])               # " L" "ic" "en" "se" "," " ab" "ic"
+    w = hv.continuation_weights(ids, starts, ends, 3.0)
+    assert w.tolist() == [[3.0, 3.0, 3.0, 1.0, 1.0, 3.0]]
