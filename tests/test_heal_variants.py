@@ -10,14 +10,20 @@ hv = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(hv)
 
 
-class _Old:
-    vocab = [" License", " ab", "x", " Linux", " 42", " Lizenz"]
+class _Vocab:
+    """A tokenizer that decodes ids from a list of token strings."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
 
     def __len__(self):
         return len(self.vocab)
 
     def decode(self, ids):
         return "".join(self.vocab[i] for i in ids)
+
+
+_OLD = _Vocab([" License", " ab", "x", " Linux", " 42", " Lizenz"])
 
 
 class _New:
@@ -28,8 +34,8 @@ class _New:
 
 
 def test_spelled_words_keep_words_the_new_tokenizer_splits_in_id_order():
-    assert hv.spelled_words(_Old(), _New(), 10) == [" License", " Linux"]
-    assert hv.spelled_words(_Old(), _New(), 1) == [" License"]
+    assert hv.spelled_words(_OLD, _New(), 10) == [" License", " Linux"]
+    assert hv.spelled_words(_OLD, _New(), 1) == [" License"]
 
 
 def test_parse_rejects_unknown_variants_and_bad_values():
@@ -54,18 +60,8 @@ def test_tied_both_moves_input_and_output_rows_by_one_mean_gradient(monkeypatch)
         assert torch.equal(p.grad[~used], torch.zeros(2, 2))
 
 
-class _Pieces:
-    vocab = [" L", "ic", "en", "se", ",", " ab"]
-
-    def __len__(self):
-        return len(self.vocab)
-
-    def decode(self, ids):
-        return "".join(self.vocab[i] for i in ids)
-
-
 def test_continuation_weights_weigh_only_tokens_that_continue_a_word():
-    starts, ends = hv.letter_ends(_Pieces())
+    starts, ends = hv.letter_ends(_Vocab([" L", "ic", "en", "se", ",", " ab"]))
     assert starts.tolist() == [False, True, True, True, False, False]
     assert ends.tolist() == [True, True, True, True, False, True]
     ids = torch.tensor([[0, 1, 2, 3, 4, 5, 1]])               # " L" "ic" "en" "se" "," " ab" "ic"
