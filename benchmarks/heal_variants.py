@@ -26,6 +26,12 @@ from types import SimpleNamespace
 import torch
 
 
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2, as tokengraft's bad-input errors."""
+    print(f"heal_variants: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def parse(spec: str) -> tuple[str, str]:
     """``name=value`` of a known variant.
 
@@ -40,7 +46,7 @@ def parse(spec: str) -> tuple[str, str]:
             return name, value
     except ValueError:
         pass
-    raise SystemExit(f"unknown variant {spec!r}: use emb-lr=X, tied=both|input, spell=N or cont-weight=W")
+    fail(f"unknown variant {spec!r}: use emb-lr=X, tied=both|input, spell=N or cont-weight=W")
 
 
 def spelled_words(old, new, n: int) -> list[str]:
@@ -154,7 +160,8 @@ def patch_cont_weight(w: float, model: str) -> None:
 
 def main() -> int:
     if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
+        print(__doc__)
+        fail("give a variant, then tokengraft heal's options")
     name, value = parse(sys.argv[1])
     heal_args = sys.argv[2:]
     if name == "emb-lr":
@@ -162,7 +169,7 @@ def main() -> int:
     elif name == "tied":
         patch_tied(value)
     elif "--model" not in heal_args:
-        raise SystemExit(f"{name}= needs --model")
+        fail(f"{name}= needs --model (the transplant whose tokenizer it reads)")
     elif name == "cont-weight":
         patch_cont_weight(float(value), heal_args[heal_args.index("--model") + 1])
     else:

@@ -41,8 +41,9 @@ def test_spelled_words_keep_words_the_new_tokenizer_splits_in_id_order():
 def test_parse_rejects_unknown_variants_and_bad_values():
     assert hv.parse("emb-lr=6e-3") == ("emb-lr", "6e-3")
     for bad in ("tied=output", "spell=x", "lr=1"):
-        with pytest.raises(SystemExit):
+        with pytest.raises(SystemExit) as exit_:
             hv.parse(bad)
+        assert exit_.value.code == 2
 
 
 def test_tied_both_moves_input_and_output_rows_by_one_mean_gradient(monkeypatch):
