@@ -17,6 +17,8 @@ chosen with; judged like ``de``). Methods (each ``tokengraft heal --max-seconds 
 - ``default``: the default transplant (graft) healed in heal's default mode (LoRA adapters and
   the embeddings, sparse row steps with 2,048 hard negatives, lr 3e-3, three quarters of the change
   kept: ``--interpolate 0.75``, documents in coverage order, input rows moving with their old pieces);
+- ``cont2``: ``default`` with ``--continuation-weight 2`` (the loss counts twice at targets that
+  continue a word; ``fair-cont2``: the original trained the same way);
 - ``lora-cov``: heal's default of session 10 (no shared piece changes: ``--share-pieces 0``);
 - ``lora-neg``: heal's default of session 9 (documents in random order: ``--data-order random``);
 - ``lora3e3``: heal's default of session 8 (the same without hard negatives: ``--sparse-negatives 0``);
@@ -35,9 +37,9 @@ chosen with; judged like ``de``). Methods (each ``tokengraft heal --max-seconds 
   ``fair-emb``, ``fair-dense-b8``: the same as ``lora-neg``, ``lora3e3``, ``lora2e3``, ``lora1``, ``emb``,
   ``dense-b8``).
 
-Every method but ``default``, ``fair``, ``lora-cov`` and the ``lora-neg`` pair pins ``--sparse-negatives 0``,
-every one but ``default``, ``fair`` and ``lora-cov`` pins ``--data-order random``, and every one but ``default``
-and ``fair`` pins ``--share-pieces 0``: each names heal's default of an earlier session, or a method
+Every method but ``default``, ``fair``, the ``cont2`` pair, ``lora-cov`` and the ``lora-neg`` pair pins ``--sparse-negatives 0``,
+every one but ``default``, ``fair``, the ``cont2`` pair and ``lora-cov`` pins ``--data-order random``, and every one but ``default``,
+``fair`` and the ``cont2`` pair pins ``--share-pieces 0``: each names heal's default of an earlier session, or a method
 measured before hard negatives, the coverage order or shared piece changes existed (the fair runs
 start from the original, which has no old pieces to share).
 
@@ -92,6 +94,8 @@ NO_NEG = ["--sparse-negatives", "0", *RANDOM]
 METHODS: dict[str, tuple[str, list[str]]] = {
     "default": ("graft", []),
     "fair": ("original", []),
+    "cont2": ("graft", ["--continuation-weight", "2"]),
+    "fair-cont2": ("original", ["--continuation-weight", "2"]),
     "lora-cov": ("graft", NO_SHARE),
     "lora-neg": ("graft", RANDOM),
     "fair-lora-neg": ("original", RANDOM),

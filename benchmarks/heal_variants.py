@@ -13,17 +13,15 @@ change patched in, so that each negative result can be re-run.
 - ``spell=N``: the heal text also holds lists of the base tokenizer's first N words (" " + at
   least three letters, in id order) that the new tokenizer spells in two or more tokens, 50 to a
   document: the body reads " L" "ic" "en" "se" for " License".
-- ``cont-weight=W``: the next-token loss counts W times at targets that continue a word (the
-  target starts with a letter and the token before it ends with one: "ic" after " L"), once
-  elsewhere; on man pages those tokens carry the transplant's excess (README, session 22).
+
+Session 22's ``cont-weight=W`` (the loss counts W times at targets that continue a word) became
+``tokengraft heal --continuation-weight W`` in session 23.
 """
 from __future__ import annotations
 
 import random
 import sys
 from types import SimpleNamespace
-
-import torch
 
 
 def fail(message: str) -> None:
@@ -39,14 +37,13 @@ def parse(spec: str) -> tuple[str, str]:
     ('tied', 'input')
     """
     name, _, value = spec.partition("=")
-    ok = {"emb-lr": lambda v: float(v) > 0, "tied": lambda v: v in ("both", "input"), "spell": lambda v: int(v) > 0,
-          "cont-weight": lambda v: float(v) > 0}
+    ok = {"emb-lr": lambda v: float(v) > 0, "tied": lambda v: v in ("both", "input"), "spell": lambda v: int(v) > 0}
     try:
         if name in ok and ok[name](value):
             return name, value
     except ValueError:
         pass
-    fail(f"unknown variant {spec!r}: use emb-lr=X, tied=both|input, spell=N or cont-weight=W")
+    fail(f"unknown variant {spec!r}: use emb-lr=X, tied=both|input or spell=N")
 
 
 def spelled_words(old, new, n: int) -> list[str]:
@@ -123,41 +120,6 @@ def patch_spell(n: int, model: str) -> None:
     setup._texts = _texts
 
 
-def letter_ends(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """(V,) bool each: the token's text starts / ends with a letter."""
-    texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
-    return (torch.tensor([bool(t) and t[0].isalpha() for t in texts]),
-            torch.tensor([bool(t) and t[-1].isalpha() for t in texts]))
-
-
-def continuation_weights(ids: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, w: float) -> torch.Tensor:
-    """(B, T-1) loss weights of the targets ids[:, 1:]: ``w`` where the target continues a word.
-
-    >>> continuation_weights(torch.tensor([[0, 1, 2]]), torch.tensor([True, True, False]),
-    ...                      torch.tensor([True, False, False]), 3.0).tolist()
-    [[3.0, 1.0]]
-    """
-    cont = starts[ids[:, 1:]] & ends[ids[:, :-1]]
-    return 1.0 + (w - 1.0) * cont.float()
-
-
-def patch_cont_weight(w: float, model: str) -> None:
-    from tokengraft.assets import load_tokenizer
-    from tokengraft.heal import losses, trainer
-
-    starts, ends = letter_ends(load_tokenizer(model))
-
-    def lm_micro(model, ids, counts):
-        logits = model(input_ids=ids).logits
-        logp = losses.token_logprobs(logits, ids)[:, 1:]
-        nll = -logp.sum()
-        weighted = -(logp * continuation_weights(ids.cpu(), starts, ends, w).to(logp.device)).sum()
-        return (weighted * (counts.world / counts.tokens),
-                torch.stack([nll.detach(), torch.zeros_like(nll)]).double())
-
-    trainer.lm_micro = lm_micro
-
-
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__)
@@ -170,8 +132,6 @@ def main() -> int:
         patch_tied(value)
     elif "--model" not in heal_args:
         fail(f"{name}= needs --model (the transplant whose tokenizer it reads)")
-    elif name == "cont-weight":
-        patch_cont_weight(float(value), heal_args[heal_args.index("--model") + 1])
     else:
         patch_spell(int(value), heal_args[heal_args.index("--model") + 1])
     from tokengraft.cli.main import main as cli

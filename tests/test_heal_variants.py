@@ -40,7 +40,7 @@ def test_spelled_words_keep_words_the_new_tokenizer_splits_in_id_order():
 
 def test_parse_rejects_unknown_variants_and_bad_values():
     assert hv.parse("emb-lr=6e-3") == ("emb-lr", "6e-3")
-    for bad in ("tied=output", "spell=x", "lr=1"):
+    for bad in ("tied=output", "spell=x", "lr=1", "cont-weight=2"):
         with pytest.raises(SystemExit) as exit_:
             hv.parse(bad)
         assert exit_.value.code == 2
@@ -60,11 +60,3 @@ def test_tied_both_moves_input_and_output_rows_by_one_mean_gradient(monkeypatch)
         assert torch.equal(p.grad[used], torch.full((3, 2), 3.0))
         assert torch.equal(p.grad[~used], torch.zeros(2, 2))
 
-
-def test_continuation_weights_weigh_only_tokens_that_continue_a_word():
-    starts, ends = hv.letter_ends(_Vocab([" L", "ic", "en", "se", ",", " ab"]))
-    assert starts.tolist() == [False, True, True, True, False, False]
-    assert ends.tolist() == [True, True, True, True, False, True]
-    ids = torch.tensor([[0, 1, 2, 3, 4, 5, 1]])               # " L" "ic" "en" "se" "," " ab" "ic"
-    w = hv.continuation_weights(ids, starts, ends, 3.0)
-    assert w.tolist() == [[3.0, 3.0, 3.0, 1.0, 1.0, 3.0]]

@@ -73,6 +73,8 @@ class HealOptions:
                                                  # random: a seeded random order
     rows: str = "both"                           # matrices the LM steps train: both | input | output (untied models;
                                                  # fit mode's output-row fit runs before, whatever this says)
+    continuation_weight: float = 1.0             # the next-token loss counts this many times at targets that continue
+                                                 # a word (start with a letter after a token ending in one)
     fit_input: float = 0.3                       # fit mode: share of the training time matching hidden states
     fit_output: float = 0.2                      # fit mode: share caching final states and fitting output rows
     fit_layer: int | None = None                 # fit mode: layers the hidden states are matched after (None: 1/3)
@@ -195,6 +197,12 @@ class HealOptions:
                 "give 0 to turn it off")
         if self.data_order not in DATA_ORDERS:
             bad(f"unknown --data-order {self.data_order!r}; choose one of {', '.join(DATA_ORDERS)}")
+        if not self.continuation_weight > 0:
+            bad(f"--continuation-weight scales the loss of word-continuing targets, so it must be positive "
+                f"(got {self.continuation_weight}); give 1 to weight every target alike")
+        if self.continuation_weight != 1 and self.mode == "alm":
+            bad("--continuation-weight weights the next-token loss, which --mode alm does not train on; drop it "
+                "or choose another mode")
         if self.rows not in ROWS:
             bad(f"unknown --rows {self.rows!r}; choose one of {', '.join(ROWS)}")
         if self.rows != "both" and self.trains not in ("embeddings", "lora"):

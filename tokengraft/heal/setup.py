@@ -15,6 +15,7 @@ import torch
 from tokengraft.errors import TokengraftError
 from tokengraft.heal import compat, modes, reads, sources
 from tokengraft.heal.budget import Clock
+from tokengraft.heal.continuation import letter_edges
 from tokengraft.heal.coverage import coverage_first_epoch
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
@@ -119,6 +120,8 @@ class Run:
     stopped_by_budget: bool = False  # training ended because --max-seconds was spent
     reads: torch.Tensor | None = None  # times each row's token was read (heal.json's rows_read, :mod:`.reads`)
     copied: torch.Tensor | None = None  # input rows the transplant copied (None: the model is no transplant)
+    letters: tuple[torch.Tensor, torch.Tensor] | None = None  # --continuation-weight: tokens starting / ending
+                                                              # with a letter (:mod:`.continuation`)
 
 
 def _load_student(options: HealOptions) -> tuple[Any, Any]:
@@ -240,4 +243,5 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
                sparse=(SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives)
                        if options.sparse_rows else None), shared=shared,
                reads=torch.zeros(embedding_rows, dtype=torch.long),
-               copied=reads.copied_inputs(options.model, embedding_rows))
+               copied=reads.copied_inputs(options.model, embedding_rows),
+               letters=(letter_edges(compat.token_bytes(tokenizer)) if options.continuation_weight != 1 else None))

@@ -25,11 +25,18 @@ class Counts:
     world: int = 1     # processes
 
 
-def lm_micro(model: Any, ids: torch.Tensor, counts: Counts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token loss on packed rows ``ids`` (b, T) (no padding)."""
+def lm_micro(model: Any, ids: torch.Tensor, counts: Counts,
+             weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token loss on packed rows ``ids`` (b, T) (no padding); ``weights`` (b, T-1) scale the
+    loss of each target (``--continuation-weight``), while the logged loss stays the plain mean."""
     logits = model(input_ids=ids).logits
-    nll, _ = lm_nll_sum(logits, ids)
-    return nll * (counts.world / counts.tokens), torch.stack([nll.detach(), torch.zeros_like(nll)]).double()
+    if weights is None:
+        nll, _ = lm_nll_sum(logits, ids)
+        objective = nll
+    else:
+        logp = token_logprobs(logits, ids)[:, 1:]
+        nll, objective = -logp.sum(), -(logp * weights.to(logp.device)).sum()
+    return objective * (counts.world / counts.tokens), torch.stack([nll.detach(), torch.zeros_like(nll)]).double()
 
 
 def teacher_chunk_logps(teacher: Any, batch: AlmBatch) -> torch.Tensor:

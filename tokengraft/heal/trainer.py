@@ -24,6 +24,7 @@ from tokengraft.heal import checkpoint, compat, modes, reads, report, sources
 from tokengraft.heal.losses import collate_alm
 from tokengraft.heal.options import HealOptions, HealResult
 from tokengraft.heal.budget import Clock
+from tokengraft.heal.continuation import target_weights
 from tokengraft.heal.setup import Run, build_run, make_accelerator, make_schedule
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
@@ -179,7 +180,8 @@ def _optimizer_step(run: Run) -> dict[str, float]:
                     teacher_logp = teacher_chunk_logps(run.teacher, batch)
                 objective, part_sums = alm_micro(run.model, teacher_logp, batch, counts, o.tau, o.alm_lm_weight)
             else:
-                objective, part_sums = lm_micro(run.model, part.to(acc.device), counts)
+                weights = None if run.letters is None else target_weights(part, *run.letters, o.continuation_weight)
+                objective, part_sums = lm_micro(run.model, part.to(acc.device), counts, weights)
             acc.backward(objective)
         sums += part_sums
     if run.sparse is not None:
