@@ -19,8 +19,6 @@ import torch
 
 
 def _starts_letter(data: bytes) -> bool:
-    if not data:
-        return False
     if 0x80 <= data[0] < 0xC0:
         return True
     text = data[:4].decode("utf-8", errors="ignore")
@@ -28,14 +26,11 @@ def _starts_letter(data: bytes) -> bool:
 
 
 def _ends_letter(data: bytes) -> bool:
-    if not data:
-        return False
-    tail = data[-4:]
-    for back in range(1, len(tail) + 1):  # the last character, if its lead byte is in the tail
-        if tail[-back] < 0x80 or tail[-back] >= 0xC0:
-            char = tail[-back:].decode("utf-8", errors="ignore")
-            return char.isalpha() if char else tail[-back] >= 0xC0
-    return False
+    lead = len(data) - 1
+    while lead > 0 and 0x80 <= data[lead] < 0xC0:  # back to the last character's first byte
+        lead -= 1
+    char = data[lead:].decode("utf-8", errors="ignore")
+    return char.isalpha() if char else data[lead] >= 0xC0
 
 
 def letter_edges(table: Sequence[bytes | None]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,23 +40,19 @@ def letter_edges(table: Sequence[bytes | None]) -> tuple[torch.Tensor, torch.Ten
     >>> s.tolist(), e.tolist()
     ([False, True, False, True, False], [True, True, True, True, False])
     """
-    starts = torch.tensor([data is not None and _starts_letter(data) for data in table], dtype=torch.bool)
-    ends = torch.tensor([data is not None and _ends_letter(data) for data in table], dtype=torch.bool)
+    starts = torch.tensor([bool(data) and _starts_letter(data) for data in table], dtype=torch.bool)
+    ends = torch.tensor([bool(data) and _ends_letter(data) for data in table], dtype=torch.bool)
     return starts, ends
 
 
 def target_weights(ids: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, weight: float) -> torch.Tensor:
     """(B, T-1) loss weights of the targets ``ids[:, 1:]``: ``weight`` where the target continues a
-    word, 1 elsewhere. Ids beyond the tables (rows the tokenizer does not use) count as no letter.
+    word, 1 elsewhere.
 
     >>> target_weights(torch.tensor([[0, 1, 2]]), torch.tensor([True, True, False]),
     ...                torch.tensor([True, False, False]), 3.0).tolist()
     [[3.0, 1.0]]
     """
-    def look(table: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-        inside = at < table.numel()
-        return table[at.clamp(max=table.numel() - 1)] & inside
-
     ids = ids.cpu()
-    cont = look(starts, ids[:, 1:]) & look(ends, ids[:, :-1])
+    cont = starts[ids[:, 1:]] & ends[ids[:, :-1]]
     return 1.0 + (weight - 1.0) * cont.float()

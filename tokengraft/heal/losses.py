@@ -24,13 +24,6 @@ def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return torch.cat([logp.new_zeros(b, 1), logp.view(b, t - 1)], dim=1)
 
 
-def lm_nll_sum(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """Summed next-token NLL (nats) over positions 1.. where ``mask`` (B, T) is true, and their count."""
-    logp = token_logprobs(logits, ids)[:, 1:]
-    keep = torch.ones_like(logp, dtype=torch.bool) if mask is None else mask[:, 1:].bool()
-    return -(logp * keep).sum(), int(keep.sum())
-
-
 def chunk_sums(token_logp: torch.Tensor, chunk_index: torch.Tensor, num_chunks: int) -> torch.Tensor:
     """(num_chunks,) sum of ``token_logp`` (B, T) over the positions of each chunk;
     ``chunk_index`` (B, T) names the chunk of every position, -1 for positions in none."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tokengraft.heal.losses import AlmBatch, alm_bce, chunk_sums, lm_nll_sum, token_logprobs
+from tokengraft.heal.losses import AlmBatch, alm_bce, chunk_sums, token_logprobs
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,9 @@ def lm_micro(model: Any, ids: torch.Tensor, counts: Counts,
     """Next-token loss on packed rows ``ids`` (b, T) (no padding); ``weights`` (b, T-1) scale the
     loss of each target (``--continuation-weight``), while the logged loss stays the plain mean."""
     logits = model(input_ids=ids).logits
-    if weights is None:
-        nll, _ = lm_nll_sum(logits, ids)
-        objective = nll
-    else:
-        logp = token_logprobs(logits, ids)[:, 1:]
-        nll, objective = -logp.sum(), -(logp * weights.to(logp.device)).sum()
+    logp = token_logprobs(logits, ids)[:, 1:]
+    nll = -logp.sum()
+    objective = nll if weights is None else -(logp * weights.to(logp.device)).sum()
     return objective * (counts.world / counts.tokens), torch.stack([nll.detach(), torch.zeros_like(nll)]).double()
 
 
