@@ -1,9 +1,10 @@
-"""Heal variants measured on dev text and not adopted (session 22): `tokengraft heal` with one
-change patched in, so that each negative result can be re-run.
+"""Heal variants measured on dev text and not adopted (sessions 22 and 24): `tokengraft heal` with
+one change patched in, so that each negative result can be re-run.
 
     python3 benchmarks/heal_variants.py emb-lr=6e-3 --model out/de-graft --corpus libreoffice:de:fit --steps 173
     python3 benchmarks/heal_variants.py tied=both ...     # or tied=input
     python3 benchmarks/heal_variants.py spell=2500 ...
+    python3 benchmarks/heal_variants.py dropout=0.1 ...   # or split-first=0.1, split-input=0.1
 
 - ``emb-lr=X``: the embedding matrices step at X, the LoRA adapters at ``--lr``.
 - ``tied=both``: an untied transplant's input and output rows step with the mean of their two
@@ -13,6 +14,15 @@ change patched in, so that each negative result can be re-run.
 - ``spell=N``: the heal text also holds lists of the base tokenizer's first N words (" " + at
   least three letters, in id order) that the new tokenizer spells in two or more tokens, 50 to a
   document: the body reads " L" "ic" "en" "se" for " License".
+- ``dropout=P``: BPE-dropout on the training stream (each merge skipped with probability P, the
+  tokenizers library's own): the body reads and predicts words in more pieces than the canonical
+  encoding gives; the saved tokenizer and the evaluation stay canonical.
+- ``split-first=P`` / ``split-input=P``: StochasTok-style splits (Sims et al. 2025): each token
+  of the training stream becomes, with probability P, two tokens that spell its bytes (uniform
+  over the vocabulary's such pairs), each half again with probability P; seeded by the document's
+  bytes. No loss at the targets a split puts where the canonical encoding has another token: the
+  first piece of each split token (``split-first``: the pieces that continue it are still
+  predicted), or every piece (``split-input``: the body reads pieces, predicts canonical tokens).
 
 Session 22's ``cont-weight=W`` (the loss counts W times at targets that continue a word) became
 ``tokengraft heal --continuation-weight W`` in session 23.
@@ -21,7 +31,10 @@ from __future__ import annotations
 
 import random
 import sys
+import zlib
 from types import SimpleNamespace
+
+import numpy as np
 
 
 def fail(message: str) -> None:
@@ -37,13 +50,15 @@ def parse(spec: str) -> tuple[str, str]:
     ('tied', 'input')
     """
     name, _, value = spec.partition("=")
-    ok = {"emb-lr": lambda v: float(v) > 0, "tied": lambda v: v in ("both", "input"), "spell": lambda v: int(v) > 0}
+    ok = {"emb-lr": lambda v: float(v) > 0, "tied": lambda v: v in ("both", "input"), "spell": lambda v: int(v) > 0,
+          "dropout": lambda v: 0 < float(v) < 1, "split-first": lambda v: 0 < float(v) < 1,
+          "split-input": lambda v: 0 < float(v) < 1}
     try:
         if name in ok and ok[name](value):
             return name, value
     except ValueError:
         pass
-    fail(f"unknown variant {spec!r}: use emb-lr=X, tied=both|input or spell=N")
+    fail(f"unknown variant {spec!r}: use emb-lr=X, tied=both|input, spell=N, dropout=P, split-first=P or split-input=P")
 
 
 def spelled_words(old, new, n: int) -> list[str]:
@@ -120,6 +135,133 @@ def patch_spell(n: int, model: str) -> None:
     setup._texts = _texts
 
 
+def patch_dropout(p: float) -> None:
+    import copy
+
+    from tokengraft.heal import setup
+
+    orig_stream, orig_encoder = setup.PackedStream, setup.plain_encoder
+
+    def encoder(tokenizer):
+        encode = orig_encoder(tokenizer)
+        encode.tokenizer = tokenizer
+        return encode
+
+    def stream(texts, encode, *args, **kwargs):
+        tokenizer = copy.deepcopy(encode.tokenizer)
+        tokenizer.backend_tokenizer.model.dropout = p
+        print(f"BPE-dropout {p} on the training stream", flush=True)
+        return orig_stream(texts, orig_encoder(tokenizer), *args, **kwargs)
+
+    setup.PackedStream, setup.plain_encoder = stream, encoder
+
+
+class Splits:
+    """Every way to spell a token as two tokens: ``left[k], right[k]`` for ``k`` in ``start[t]:start[t + 1]``.
+
+    >>> s = Splits.of([b"a", b"b", b"ab", b"abb", None])
+    >>> [(int(a), int(b)) for a, b in zip(s.left, s.right)], s.start.tolist()
+    ([(0, 1), (2, 1)], [0, 0, 0, 1, 2, 2])
+    """
+
+    def __init__(self, start, left, right):
+        self.start, self.left, self.right = start, left, right
+        self.count = np.diff(start)
+
+    @classmethod
+    def of(cls, table):
+        """From a byte view (None: a special or unused id, never split nor a piece)."""
+        ids = {}
+        for i, data in enumerate(table):
+            if data:
+                ids.setdefault(data, i)
+        start, left, right = [0], [], []
+        for data in table:
+            for k in range(1, len(data) if data else 0):
+                a, b = ids.get(data[:k]), ids.get(data[k:])
+                if a is not None and b is not None:
+                    left.append(a)
+                    right.append(b)
+            start.append(len(left))
+        return cls(np.asarray(start, np.int64), np.asarray(left, np.int64), np.asarray(right, np.int64))
+
+    def split(self, ids, p, rng, depth=8):
+        """``ids`` with each splittable token split with probability ``p``, then its halves, ``depth`` times at most.
+
+        >>> Splits.of([b"a", b"b", b"ab"]).split(np.array([2, 0, 2]), 1.0, np.random.default_rng(0)).tolist()
+        [0, 1, 0, 0, 1]
+        """
+        ids = np.asarray(ids, np.int64)
+        fresh = np.ones(len(ids), bool)  # tokens not yet given their chance: all, then the new halves
+        for _ in range(depth):
+            n = self.count[ids]
+            hit = fresh & (n > 0) & (rng.random(len(ids)) < p)
+            if not hit.any():
+                break
+            k = self.start[ids[hit]] + (rng.random(int(hit.sum())) * n[hit]).astype(np.int64)
+            ids = np.repeat(ids, 1 + hit)
+            at = np.flatnonzero(hit) + np.cumsum(hit)[hit] - 1  # where each split token's left half lands
+            ids[at], ids[at + 1] = self.left[k], self.right[k]
+            fresh = np.zeros(len(ids), bool)
+            fresh[at] = fresh[at + 1] = True
+        return ids
+
+
+def hidden_pieces(canonical, split, size, which):
+    """True at the tokens of ``split`` whose loss is dropped: the first piece of each split
+    token (``which="first"``) or every piece (``"input"``); ``size``: bytes of each id."""
+    bounds = np.cumsum(size[canonical])
+    ends = np.cumsum(size[split])
+    at_start = np.isin(ends - size[split], np.concatenate([[0], bounds[:-1]]))
+    whole = at_start & np.isin(ends, bounds)
+    return (at_start & ~whole) if which == "first" else ~whole
+
+
+def patch_split(p: float, which: str) -> None:
+    import torch
+
+    from tokengraft.heal import setup, trainer
+    from tokengraft.vocab import byte_vocab
+
+    orig_stream, orig_encoder, orig_micro = setup.PackedStream, setup.plain_encoder, trainer.lm_micro
+    state = {}
+
+    def encoder(tokenizer):
+        encode = orig_encoder(tokenizer)
+        encode.tokenizer = tokenizer
+        return encode
+
+    def stream(texts, encode, start_id, seq_len, seed, *args):
+        table = byte_vocab(encode.tokenizer).tokens
+        splits, size = Splits.of(table), np.asarray([len(t) if t else 0 for t in table], np.int64)
+
+        def split_encode(ts):
+            out = []
+            for text, ids in zip(ts, encode(ts)):
+                ids = np.asarray(ids, np.int64)
+                new = splits.split(ids, p, np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))]))
+                out.append(np.where(hidden_pieces(ids, new, size, which), -1 - new, new).tolist())  # hidden: -1 - id
+            return out
+
+        s = orig_stream(texts, split_encode, start_id, seq_len, seed, *args)
+        plain_batch = s.next_batch
+
+        def next_batch(n):
+            rows = plain_batch(n)
+            state["shown"] = rows >= 0
+            return torch.where(rows < 0, -1 - rows, rows)
+
+        s.next_batch = next_batch
+        print(f"split tokens {p}, no loss at {which} pieces", flush=True)
+        return s
+
+    def micro(model, ids, counts, weights=None):  # one micro-step a step (heal's default batch)
+        shown = state["shown"][:, 1:].float()
+        return orig_micro(model, ids, counts, shown if weights is None else weights * shown)
+
+    setup.PackedStream, setup.plain_encoder, trainer.lm_micro = stream, encoder, micro
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__)
@@ -130,6 +272,10 @@ def main() -> int:
         patch_emb_lr(float(value))
     elif name == "tied":
         patch_tied(value)
+    elif name == "dropout":
+        patch_dropout(float(value))
+    elif name.startswith("split-"):
+        patch_split(float(value), name[len("split-"):])
     elif "--model" not in heal_args:
         fail(f"{name}= needs --model (the transplant whose tokenizer it reads)")
     else:

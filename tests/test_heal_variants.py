@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,44 @@ def test_tied_both_moves_input_and_output_rows_by_one_mean_gradient(monkeypatch)
         assert torch.equal(p.grad[used], torch.full((3, 2), 3.0))
         assert torch.equal(p.grad[~used], torch.zeros(2, 2))
 
+
+
+TABLE = [b"a", b"b", b"c", b"ab", b"bc", b"abc", None, b"ab"]  # 6: a special, 7: a second "ab"
+
+
+def _spell(ids):
+    return b"".join(TABLE[i] for i in ids)
+
+
+def test_split_table_lists_every_pair_that_spells_a_token():
+    s = hv.Splits.of(TABLE)
+    pairs = [[(int(s.left[k]), int(s.right[k])) for k in range(s.start[t], s.start[t + 1])] for t in range(len(TABLE))]
+    assert pairs == [[], [], [], [(0, 1)], [(1, 2)], [(0, 4), (3, 2)], [], [(0, 1)]]
+
+
+def test_splits_keep_the_bytes_at_about_p_and_never_touch_specials():
+    s, rng = hv.Splits.of(TABLE), np.random.default_rng(0)
+    ids = np.array([5, 6, 3, 2, 7])
+    assert s.split(ids, 0.0, rng).tolist() == ids.tolist()
+    assert s.split(ids, 1.0, rng).tolist() == [0, 1, 2, 6, 0, 1, 2, 0, 1]
+    many = np.random.default_rng(1).choice([0, 3, 4, 5], size=4000)
+    out = s.split(many, 0.2, np.random.default_rng(2))
+    assert _spell(out) == _spell(many)
+    splittable = int((s.count[many] > 0).sum())
+    assert 0.17 * splittable < len(out) - len(many) < 0.30 * splittable  # ~0.2 first splits, a few of halves
+
+
+def test_hidden_pieces_drop_the_first_piece_or_every_piece_of_a_split_token():
+    size = np.array([len(t) if t else 0 for t in TABLE])
+    canonical, split = np.array([5, 3, 2]), np.array([0, 1, 2, 3, 2])  # "abc" -> a b c; "ab" and "c" whole
+    assert hv.hidden_pieces(canonical, split, size, "first").tolist() == [True, False, False, False, False]
+    assert hv.hidden_pieces(canonical, split, size, "input").tolist() == [True, True, True, False, False]
+
+
+def test_parse_knows_the_session_24_variants():
+    assert hv.parse("dropout=0.1") == ("dropout", "0.1")
+    assert hv.parse("split-first=0.1") == ("split-first", "0.1")
+    for bad in ("dropout=1", "split-input=0", "split-last=0.1"):
+        with pytest.raises(SystemExit) as exit_:
+            hv.parse(bad)
+        assert exit_.value.code == 2
