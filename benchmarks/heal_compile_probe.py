@@ -6,8 +6,10 @@ and the median of the next six.
     python3 benchmarks/heal_compile_probe.py out/de-graft eager
     python3 benchmarks/heal_compile_probe.py out/de-graft compile
 
-Session 24 (2-core EPYC, alone): eager 5.9 s first, 5.10 s median; compiled 171 s first, 4.47 s
-median. Compiling costs a third of a 540-s budget to win 14% a step: not adopted.
+Session 24 (2-core EPYC with AVX512-BF16, alone, German 32k graft of SmolLM2-135M): eager 4.58-5.10 s
+a step; compiled 3.77-4.47 s, after a first step of 171-172 s with inductor's on-disk cache empty
+(23 s with it filled by an earlier run). Compiling costs a third of a 540-s budget to win 8-18% a
+step: not adopted.
 """
 from __future__ import annotations
 
