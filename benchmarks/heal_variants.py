@@ -135,6 +135,17 @@ def patch_spell(n: int, model: str) -> None:
     setup._texts = _texts
 
 
+def _keeping_tokenizer(plain_encoder):
+    """``plain_encoder`` whose encoders remember their tokenizer (the patched streams re-encode with it)."""
+
+    def encoder(tokenizer):
+        encode = plain_encoder(tokenizer)
+        encode.tokenizer = tokenizer
+        return encode
+
+    return encoder
+
+
 def patch_dropout(p: float) -> None:
     import copy
 
@@ -142,18 +153,13 @@ def patch_dropout(p: float) -> None:
 
     orig_stream, orig_encoder = setup.PackedStream, setup.plain_encoder
 
-    def encoder(tokenizer):
-        encode = orig_encoder(tokenizer)
-        encode.tokenizer = tokenizer
-        return encode
-
-    def stream(texts, encode, *args, **kwargs):
+    def stream(texts, encode, *args, **kwargs):  # encode: from setup.plain_encoder, patched below
         tokenizer = copy.deepcopy(encode.tokenizer)
         tokenizer.backend_tokenizer.model.dropout = p
         print(f"BPE-dropout {p} on the training stream", flush=True)
         return orig_stream(texts, orig_encoder(tokenizer), *args, **kwargs)
 
-    setup.PackedStream, setup.plain_encoder = stream, encoder
+    setup.PackedStream, setup.plain_encoder = stream, _keeping_tokenizer(orig_encoder)
 
 
 class Splits:
@@ -226,11 +232,6 @@ def patch_split(p: float, which: str) -> None:
     orig_stream, orig_encoder, orig_micro = setup.PackedStream, setup.plain_encoder, trainer.lm_micro
     state = {}
 
-    def encoder(tokenizer):
-        encode = orig_encoder(tokenizer)
-        encode.tokenizer = tokenizer
-        return encode
-
     def stream(texts, encode, start_id, seq_len, seed, *args):
         table = byte_vocab(encode.tokenizer).tokens
         splits, size = Splits.of(table), np.asarray([len(t) if t else 0 for t in table], np.int64)
@@ -259,7 +260,7 @@ def patch_split(p: float, which: str) -> None:
         shown = state["shown"][:, 1:].float()
         return orig_micro(model, ids, counts, shown if weights is None else weights * shown)
 
-    setup.PackedStream, setup.plain_encoder, trainer.lm_micro = stream, encoder, micro
+    setup.PackedStream, setup.plain_encoder, trainer.lm_micro = stream, _keeping_tokenizer(orig_encoder), micro
 
 
 def main() -> int:
