@@ -6,10 +6,11 @@ and the median of the next six.
     python3 benchmarks/heal_compile_probe.py out/de-graft eager
     python3 benchmarks/heal_compile_probe.py out/de-graft compile
 
-Session 24 (2-core EPYC with AVX512-BF16, alone, German 32k graft of SmolLM2-135M): eager 4.58-5.10 s
-a step; compiled 3.77-4.47 s, after a first step of 171-172 s with inductor's on-disk cache empty
-(23 s with it filled by an earlier run). Compiling costs a third of a 540-s budget to win 8-18% a
-step: not adopted.
+Session 24 (2-core EPYC with AVX512-BF16, alone, German 32k graft of SmolLM2-135M), this script:
+eager 4.58 and 4.60 s a step; compiled 3.77 s after a first step of 172 s with inductor's on-disk
+cache empty, 4.21 s after 23 s with it filled by an earlier run. A draft of it (the same step, the
+upper of the two middle step times): eager 5.10 s, compiled 4.47 s after 171 s. Compiling costs a
+third of a 540-s budget to save 8-18% of a step: not adopted.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def main() -> int:
     from transformers import AutoModelForCausalLM
 
     from tokengraft.heal import modes
-    from tokengraft.heal.setup import _auto_precision
+    from tokengraft.lm.precision import cpu_has_native_bf16
 
     path, how = sys.argv[1], sys.argv[2]
     model = modes.prepare(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), "lora", None, 16, 32)
@@ -36,7 +37,7 @@ def main() -> int:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(100, model.config.vocab_size, (2, 512), generator=torch.Generator().manual_seed(0))
     forward = torch.compile(model) if how == "compile" else model
-    bf16 = _auto_precision(cpu=True) == "bf16"
+    bf16 = cpu_has_native_bf16()  # what heal's --precision auto does on a CPU
 
     def step() -> float:
         start = time.perf_counter()
