@@ -166,6 +166,20 @@ def test_documents_are_scored_independently(model, tokenizer):
     assert abs(joined.nll_bits - both.nll_bits) > 1e-2
 
 
+def test_each_document_keeps_its_own_bits(model, tokenizer):
+    # Windows of different documents share batches (context 16, 64 tokens a batch); each document's bits
+    # must still be what scoring it alone gives, in document order, summing to the total.
+    corpus = Corpus("c", [Document(f"d{i}", d) for i, d in enumerate(["", *DOCS[1:], ""])])
+    options = EvalOptions(context=16, stride=5, batch_tokens=64)
+    result = bits_per_byte(model, tokenizer, corpus, options).parts[0]
+    assert result.document_ids == ["d1", "d2", "d3", "d4"]  # the empty documents score nothing and are left out
+    assert result.document_bytes == [len(d.encode()) for d in DOCS[1:]]
+    alone = [bits_per_byte(model, tokenizer, [d], options).nll_bits for d in DOCS[1:]]
+    assert result.document_bits == pytest.approx(alone, abs=1e-4)
+    assert sum(result.document_bits) == pytest.approx(result.nll_bits, rel=1e-12)
+    assert sum(result.document_bytes) == result.bytes
+
+
 def test_model_mode_is_restored(model, tokenizer):
     model.train()
     try:

@@ -18,6 +18,7 @@ from tokengraft.cli.flags import add_option_flags, field_comments, options_from_
 from tokengraft.cli.main import build_parser
 from tokengraft.export.gguf import ExportOptions
 from tokengraft.heal.options import HealOptions
+from tokengraft.measure.compare import CompareOptions
 from tokengraft.measure.options import EvalOptions
 from tokengraft.report.options import ReportOptions
 from tokengraft.tokenizer.mixture import MixtureOptions
@@ -30,6 +31,8 @@ COMMANDS = {
     "transplant": (["transplant", "--model", "m", "--tokenizer", "t"], TransplantOptions,
                    {"model": "m", "tokenizer": "t"}, transplant_cli.options_from_args, {"method_options"}),
     "eval": (["eval", "--model", "m", "--text", "x"], EvalOptions, {}, eval_cli.options_from_args, set()),
+    "compare": (["compare", "a.json", "b.json"], CompareOptions, {}, lambda args: options_from_args(args, CompareOptions),
+                set()),
     "heal": (["heal", "--model", "m", "--corpus", "c"], HealOptions, {"model": "m", "corpus": ["c"]},
              heal_cli.options_from_args, set()),
     "tokenizer train": (["tokenizer", "train", "--corpus", "c", "--out", "o"], TrainOptions, {},

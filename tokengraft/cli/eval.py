@@ -13,10 +13,12 @@ EPILOG = """examples:
   tokengraft eval --model out/smollm2-de --tokenizer out/tok-de --text notes.txt --json out/bpb.json
   tokengraft eval --model gemma3-270m --text libreoffice:fr:heldout --device cuda --dtype bfloat16 --batch-tokens 131072
   tokengraft eval --model smollm2-135m --text libreoffice:de:heldout --dynamic --hypernet out/hn --merges 0 300 1000
+  tokengraft compare out/bpb-a.json out/bpb-b.json    # B's BPB over A's, with an interval over documents
 
 BPB = total negative log-likelihood in bits / UTF-8 bytes of the scored text; it stays
 comparable when the tokenizer changes. Every document starts with one start token
 (--start auto: the BOS the tokenizer adds itself, else <|endoftext|>, else bos, else eos).
+--json also keeps each document's bits, for `tokengraft compare`.
 """
 
 

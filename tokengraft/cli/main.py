@@ -15,7 +15,7 @@ from tokengraft.errors import TokengraftError
 from tokengraft.lm.allocator import keep_freed_memory
 
 # Stage modules, in pipeline order. A module that is missing (work in progress) is skipped.
-STAGES = ["tokenizer", "transplant", "eval", "heal", "hypernet", "export", "report", "quickstart", "generate"]
+STAGES = ["tokenizer", "transplant", "eval", "compare", "heal", "hypernet", "export", "report", "quickstart", "generate"]
 # Stages whose steps allocate and free large blocks: glibc keeps them for reuse there (13-16% more
 # tokens/s on a CPU, README session 16); a graft transplant showed no gain, so the others keep the defaults.
 KEEP_FREED_MEMORY = {"eval", "heal", "quickstart"}

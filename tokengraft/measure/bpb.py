@@ -64,7 +64,9 @@ def bits_per_byte(model: Any, tokenizer: Any, texts_or_corpus: Texts, options: E
 def _score_corpus(scorer: Scorer, tokenizer: Any, corpus: Corpus, start: tuple[str, int],
                   context: int, stride: int, batch_tokens: int) -> EvalResult:
     t0 = time.perf_counter()
-    total = torch.zeros((), dtype=torch.float64, device=scorer.device)  # summed on the device: no host sync per batch
+    chunks: list[torch.Tensor] = []  # each chunk's per-document NLL, on the device: no host sync per batch
+    ids: list[str] = []
+    sizes: list[int] = []
     tokens = num_bytes = documents = 0
     tokenize_seconds = 0.0
     progress = tqdm(total=sum(len(d.text) for d in corpus.documents), desc=corpus.name, unit="char",
@@ -73,22 +75,30 @@ def _score_corpus(scorer: Scorer, tokenizer: Any, corpus: Corpus, start: tuple[s
         t = time.perf_counter()
         data = tokenize_documents(tokenizer, corpus.name, docs, start[1], check_roundtrip=i == 0)
         tokenize_seconds += time.perf_counter() - t
-        total += _score_sequences(scorer, data.sequences, context, stride, batch_tokens)
+        chunks.append(_score_sequences(scorer, data.sequences, context, stride, batch_tokens))
+        ids += data.ids
+        sizes += data.sizes
         tokens, num_bytes, documents = tokens + data.num_tokens, num_bytes + data.num_bytes, documents + data.documents
         progress.update(sum(len(d.text) for d in docs))
     progress.close()
     if not documents:
         raise TokengraftError(f"corpus {corpus.name} is empty: it has no text to score; check the spec or its files")
-    nll_bits = total.item() / math.log(2)
-    return make_result(corpus.name, nll_bits, tokens, num_bytes, time.perf_counter() - t0, documents,
-                       start_token=start[0], tokenize_seconds=tokenize_seconds)
+    bits = (torch.cat(chunks) / math.log(2)).tolist()
+    return make_result(corpus.name, math.fsum(bits), tokens, num_bytes, time.perf_counter() - t0, documents,
+                       start_token=start[0], tokenize_seconds=tokenize_seconds,
+                       document_ids=ids, document_bytes=sizes, document_bits=bits)
 
 
 def _score_sequences(scorer: Scorer, sequences: list[torch.Tensor], context: int, stride: int,
                      batch_tokens: int) -> torch.Tensor:
-    """Summed NLL (nats, a 0-d float64 tensor on the device) of start-prefixed sequences."""
-    rows = [(seq, w) for seq in sequences for w in sliding_windows(len(seq) - 1, context, stride)]
-    total = torch.zeros((), dtype=torch.float64, device=scorer.device)
-    for idx in plan_batches([w.end - w.begin for _, w in rows], batch_tokens):
-        total += scorer.nll(build_batch([rows[i] for i in idx])).double().sum()
-    return total
+    """NLL (nats) of each start-prefixed sequence: a (len(sequences),) float64 tensor on the device."""
+    rows = [(s, seq, w) for s, seq in enumerate(sequences) for w in sliding_windows(len(seq) - 1, context, stride)]
+    totals = torch.zeros(len(sequences), dtype=torch.float64, device=scorer.device)
+    for idx in plan_batches([w.end - w.begin for *_, w in rows], batch_tokens):
+        picked = [rows[i] for i in idx]
+        # build_batch scores each row's labels in row order, so label j belongs to the row its count says
+        owner = torch.repeat_interleave(torch.tensor([s for s, *_ in picked]),
+                                        torch.tensor([w.end - w.score_from for *_, w in picked]))
+        nll = scorer.nll(build_batch([(seq, w) for _, seq, w in picked]))
+        totals.index_add_(0, owner.to(scorer.device), nll.double())
+    return totals

@@ -7,7 +7,7 @@ double BOS, and the bytes counted are exactly the UTF-8 bytes of the text that i
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -26,6 +26,8 @@ class TokenizedCorpus:
     sequences: list[torch.Tensor]  # one (n + 1,) long tensor per document: start id, then its n tokens
     num_bytes: int                 # UTF-8 bytes of the documents in ``sequences``
     documents: int
+    ids: list[str] = field(default_factory=list)    # each sequence's document id
+    sizes: list[int] = field(default_factory=list)  # each sequence's UTF-8 bytes
 
     @property
     def num_tokens(self) -> int:
@@ -99,12 +101,10 @@ def tokenize_documents(tokenizer: Any, name: str, docs: list[Document], start_id
     ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
     if check_roundtrip:
         _warn_if_lossy(tokenizer, name, texts, ids)
-    sequences, num_bytes = [], 0
-    for doc_ids, size in zip(ids, sizes):
-        if doc_ids:
-            sequences.append(torch.tensor([start_id, *doc_ids], dtype=torch.long))
-            num_bytes += size
-    return TokenizedCorpus(name, sequences, num_bytes, len(sequences))
+    kept = [(doc.id, doc_ids, size) for doc, doc_ids, size in zip(docs, ids, sizes) if doc_ids]
+    sequences = [torch.tensor([start_id, *doc_ids], dtype=torch.long) for _, doc_ids, _ in kept]
+    return TokenizedCorpus(name, sequences, sum(size for *_, size in kept), len(sequences),
+                           ids=[doc_id for doc_id, *_ in kept], sizes=[size for *_, size in kept])
 
 
 def _warn_if_lossy(tokenizer: Any, name: str, texts: list[str], ids: list[list[int]]) -> None:

@@ -55,7 +55,10 @@ class EvalResult:
 
     ``tokens`` counts scored tokens: every token of every document once, the start token not
     included; ``tokens_per_second`` is scored tokens over wall time (tokenizing included, and
-    ``tokenize_seconds`` of it spent tokenizing).
+    ``tokenize_seconds`` of it spent tokenizing). A corpus's result also keeps each scored
+    document's id, bytes and bits (in document order; a total over corpora leaves them to its
+    parts), so two models' results on the same text can be compared document by document
+    (:mod:`tokengraft.measure.compare`).
     """
 
     name: str
@@ -70,6 +73,9 @@ class EvalResult:
     start_token: str = ""
     tokenize_seconds: float = 0.0
     parts: list[EvalResult] = field(default_factory=list)
+    document_ids: list[str] = field(default_factory=list)
+    document_bytes: list[int] = field(default_factory=list)
+    document_bits: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +83,8 @@ class EvalResult:
 
 def make_result(name: str, nll_bits: float, tokens: int, num_bytes: int, seconds: float,
                 documents: int, start_token: str = "", parts: list[EvalResult] | None = None,
-                tokenize_seconds: float = 0.0) -> EvalResult:
+                tokenize_seconds: float = 0.0, document_ids: list[str] | None = None,
+                document_bytes: list[int] | None = None, document_bits: list[float] | None = None) -> EvalResult:
     """Fill the derived fields (bpb, tokens per byte, tokens per second) from the sums."""
     return EvalResult(
         name=name,
@@ -92,6 +99,9 @@ def make_result(name: str, nll_bits: float, tokens: int, num_bytes: int, seconds
         start_token=start_token,
         tokenize_seconds=tokenize_seconds,
         parts=list(parts or []),
+        document_ids=list(document_ids or []),
+        document_bytes=list(document_bytes or []),
+        document_bits=list(document_bits or []),
     )
 
 

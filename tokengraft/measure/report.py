@@ -35,8 +35,8 @@ def format_table(result: EvalResult) -> str:
 
 
 def write_json(path: str | Path, result: EvalResult, meta: dict[str, Any]) -> None:
-    """Write ``meta`` (model, tokenizer, options) and every result, per corpus and total."""
-    data = {**meta, "total": {k: v for k, v in result.to_dict().items() if k != "parts"},
+    """Write ``meta`` (model, tokenizer, options) and every result, per corpus (with each document's bits) and total."""
+    data = {**meta, "total": {k: v for k, v in result.to_dict().items() if k != "parts" and not k.startswith("document_")},
             "corpora": [{k: v for k, v in p.to_dict().items() if k != "parts"} for p in result.parts]}
     from tokengraft.assets.outputs import write_text
 
