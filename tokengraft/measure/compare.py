@@ -2,7 +2,7 @@
 
 A BPB ratio measured on a slice of text moves with the documents in the slice: on 40 KB of
 German help text (23 documents) a ratio between two healed models moved by +-1% from one
-draw of documents to the next (README, session 27). Both models score the same documents,
+draw of documents to the next (README, "Heal on a CPU budget", session 26). Both models score the same documents,
 so the ratio's uncertainty comes from resampling *documents*, paired: each bootstrap draw
 takes n documents with replacement and divides the second model's bits on them by the first
 model's bits on the same draw (the bytes cancel). :func:`paired_ratio` is the vectorised
