@@ -49,6 +49,23 @@ def test_more_documents_narrow_the_interval_and_the_seed_fixes_it():
     assert wide[1] < narrow[1] < narrow[2] < wide[2]
 
 
+def test_strata_keep_each_groups_share_of_every_draw():
+    # group A: the other model equals the base; group B: twice the base. Every document alike within its group,
+    # so only the mix of groups in a draw can move the ratio: resampled within groups, it never moves.
+    base, other, strata = [1.0] * 10, [1.0] * 5 + [2.0] * 5, [5, 5]
+    assert paired_ratio(base, other, strata=strata) == pytest.approx((1.5, 1.5, 1.5))
+    assert paired_ratio_reference(base, other, strata=strata) == pytest.approx((1.5, 1.5, 1.5))
+    _, low, high = paired_ratio(base, other)
+    assert low < 1.4 and high > 1.6
+    noisy_base, noisy = _bits(40, seed=5, scale=0.9)
+    options = CompareOptions(samples=4000)
+    fast = paired_ratio(noisy_base, noisy, options, strata=[10, 30])
+    ref = paired_ratio_reference(noisy_base, noisy, options, strata=[10, 30])
+    assert fast[1:] == pytest.approx(ref[1:], abs=0.004)
+    with pytest.raises(TokengraftError, match="strata"):
+        paired_ratio(base, other, strata=[5, 4])
+
+
 def _result(name: str, docs: dict[str, tuple[list[str], list[int], list[float]]]) -> dict:
     return {"model": name, "corpora": [{"name": c, "document_ids": ids, "document_bytes": sizes, "document_bits": bits}
                                        for c, (ids, sizes, bits) in docs.items()]}
@@ -66,6 +83,8 @@ def test_compare_results_per_corpus_and_pooled():
     assert rows[0].bpb == pytest.approx(sum(a_other) / 2000) and rows[0].base_bpb == pytest.approx(sum(a_base) / 2000)
     assert rows[2].ratio == pytest.approx((sum(a_other) + sum(b_other)) / (sum(a_base) + sum(b_base)))
     assert rows[0].ratio < 1 < rows[1].ratio and rows[0].model == "other" and rows[0].base == "base"
+    assert (rows[2].low, rows[2].high) == pytest.approx(
+        paired_ratio(a_base + b_base, a_other + b_other, strata=[20, 10])[1:])  # each corpus resampled within itself
 
 
 @pytest.mark.parametrize("change,needle", [

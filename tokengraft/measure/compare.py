@@ -55,29 +55,38 @@ class Ratio:
     high: float
 
 
-def paired_ratio(base_bits: Sequence[float], bits: Sequence[float], options: CompareOptions | None = None
-                 ) -> tuple[float, float, float]:
-    """(ratio, low, high): sum(bits) / sum(base_bits) and its paired bootstrap interval over documents."""
+def paired_ratio(base_bits: Sequence[float], bits: Sequence[float], options: CompareOptions | None = None,
+                 strata: Sequence[int] | None = None) -> tuple[float, float, float]:
+    """(ratio, low, high): sum(bits) / sum(base_bits) and its paired bootstrap interval over documents.
+
+    ``strata``: the document counts of consecutive groups (corpora) that each draw resamples
+    within, so a pooled ratio keeps every corpus's share of the documents; None: one group.
+    """
     options = options or CompareOptions()
     base, other = _pair(base_bits, bits)
+    counts = _strata(strata, len(base))
+    offsets = [sum(counts[:i]) for i in range(len(counts))]
     generator = torch.Generator().manual_seed(options.seed)
     draws = []
     for start in range(0, options.samples, CHUNK):
-        idx = torch.randint(len(base), (min(CHUNK, options.samples - start), len(base)), generator=generator)
+        k = min(CHUNK, options.samples - start)
+        idx = torch.cat([offset + torch.randint(n, (k, n), generator=generator) for offset, n in zip(offsets, counts)], 1)
         draws.append(other[idx].sum(1) / base[idx].sum(1))
     low, high = torch.quantile(torch.cat(draws), torch.tensor(_tails(options.level), dtype=torch.float64)).tolist()
     return (other.sum() / base.sum()).item(), low, high
 
 
-def paired_ratio_reference(base_bits: Sequence[float], bits: Sequence[float], options: CompareOptions | None = None
-                           ) -> tuple[float, float, float]:
+def paired_ratio_reference(base_bits: Sequence[float], bits: Sequence[float], options: CompareOptions | None = None,
+                           strata: Sequence[int] | None = None) -> tuple[float, float, float]:
     """The same as :func:`paired_ratio` with Python's random module and a sorted list (different draws)."""
     options = options or CompareOptions()
     _pair(base_bits, bits)
-    rng, n = random.Random(options.seed), len(base_bits)
+    counts = _strata(strata, len(bits))
+    groups = [range(sum(counts[:i]), sum(counts[:i + 1])) for i in range(len(counts))]
+    rng = random.Random(options.seed)
     ratios = []
     for _ in range(options.samples):
-        idx = [rng.randrange(n) for _ in range(n)]
+        idx = [rng.choice(group) for group in groups for _ in group]
         ratios.append(sum(bits[i] for i in idx) / sum(base_bits[i] for i in idx))
     ratios.sort()
     low, high = (_quantile(ratios, q) for q in _tails(options.level))
@@ -89,7 +98,8 @@ def compare_results(base: dict[str, Any], others: Sequence[dict[str, Any]], opti
     """One :class:`Ratio` per corpus and other model, from ``tokengraft eval --json`` results.
 
     Every corpus of ``base`` must be scored by each other model on the same documents (same
-    ids, same bytes); with several corpora an ``all`` row pools their documents.
+    ids, same bytes); with several corpora an ``all`` row pools their documents, its draws
+    resampling each corpus within itself (the mix of corpora is the user's choice, not chance).
     """
     options = options or CompareOptions()
     options.validate()
@@ -111,7 +121,8 @@ def compare_results(base: dict[str, Any], others: Sequence[dict[str, Any]], opti
             rows.append(_ratio(corpus, names[0], name, sum(sizes), base_bits, bits, options))
             pooled_base, pooled, pooled_bytes = pooled_base + base_bits, pooled + bits, pooled_bytes + sum(sizes)
         if len(base_docs) > 1:
-            rows.append(_ratio("all", names[0], name, pooled_bytes, pooled_base, pooled, options))
+            strata = [len(ids) for ids, *_ in base_docs.values()]
+            rows.append(_ratio("all", names[0], name, pooled_bytes, pooled_base, pooled, options, strata))
     return rows
 
 
@@ -126,8 +137,8 @@ def format_ratios(rows: Sequence[Ratio], level: float) -> str:
 
 
 def _ratio(corpus: str, base: str, model: str, num_bytes: int, base_bits: list[float], bits: list[float],
-           options: CompareOptions) -> Ratio:
-    ratio, low, high = paired_ratio(base_bits, bits, options)
+           options: CompareOptions, strata: list[int] | None = None) -> Ratio:
+    ratio, low, high = paired_ratio(base_bits, bits, options, strata)
     return Ratio(corpus, base, model, len(bits), num_bytes, sum(base_bits) / num_bytes, sum(bits) / num_bytes,
                  ratio, low, high)
 
@@ -152,6 +163,13 @@ def _pair(base_bits: Sequence[float], bits: Sequence[float]) -> tuple[torch.Tens
     if not (base > 0).all():
         raise TokengraftError("a paired ratio needs positive bits for every document of the base model")
     return base, torch.tensor(bits, dtype=torch.float64)
+
+
+def _strata(strata: Sequence[int] | None, n: int) -> list[int]:
+    counts = [n] if strata is None else list(strata)
+    if sum(counts) != n or min(counts) < 1:
+        raise TokengraftError(f"strata must be positive document counts adding up to the {n} documents (got {counts})")
+    return counts
 
 
 def _tails(level: float) -> tuple[float, float]:
