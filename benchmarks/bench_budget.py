@@ -179,7 +179,8 @@ def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: i
     out = {}
     for corpus in load_corpora(list(evals), max_bytes=max_bytes):
         r = bits_per_byte(model, tok, corpus, EvalOptions())
-        out[corpus.name] = {"bpb": r.bpb, "tokens_per_byte": r.tokens_per_byte, "bytes": r.bytes}
+        out[corpus.name] = {"bpb": r.bpb, "tokens_per_byte": r.tokens_per_byte, "bytes": r.bytes,
+                            "document_ids": r.document_ids, "document_bits": r.document_bits}
     return out
 
 
@@ -241,9 +242,26 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             print(key, {k: round(v["bpb"], 4) for k, v in record["scores"].items()}, flush=True)
 
 
-def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], plot: str | None) -> None:
+def ratio_cell(score: dict[str, Any], base: dict[str, Any]) -> tuple[float, str]:
+    """BPB over the base's, with a 95% paired bootstrap interval over documents when both records
+    keep each document's bits on the same documents (scored since session 28)."""
+    from tokengraft.measure.compare import paired_ratio
+
+    ratio = score["bpb"] / base["bpb"]
+    if score.get("document_bits") and score.get("document_ids") == base.get("document_ids"):
+        _, low, high = paired_ratio(base["document_bits"], score["document_bits"])
+        return ratio, f"{ratio:.3f} ({low:.3f}-{high:.3f})"
+    return ratio, f"{ratio:.3f}"
+
+
+def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], plot: str | None,
+                against: str = "original") -> None:
     scores = json.loads((root / "scores.json").read_text())
-    base = scores["original"]["scores"]
+    if against not in scores:
+        raise SystemExit(f"--against {against}: no such key in {root / 'scores.json'}; score it first "
+                         f"(keys: {', '.join(sorted(scores))})")
+    base = scores[against]["scores"]
+    print(f"ratios: BPB over {against}'s on the same bytes; in brackets, 95% bootstrap over documents")
     head = "| method | budget s | " + " | ".join(f"{e} ratio | tok/B" for e in pair.evals) + " | steps |"
     print(head)
     print("|" + "---|" * (3 + 2 * len(pair.evals)))
@@ -257,12 +275,12 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
                 continue
             cells = []
             for e in pair.evals:
-                ratio = entry["scores"][e]["bpb"] / base[e]["bpb"]
-                cells.append(f"{ratio:.3f} | {entry['scores'][e]['tokens_per_byte']:.4f}")
+                ratio, cell = ratio_cell(entry["scores"][e], base[e])
+                cells.append(f"{cell} | {entry['scores'][e]['tokens_per_byte']:.4f}")
                 label = method if len(pair.evals) == 1 else f"{method}, {e.split(':')[0]}"
                 curves.setdefault(label, []).append((budget, ratio))
             print(f"| {method} | {budget} | " + " | ".join(cells) + f" | {entry.get('steps') or 0} |")
-    print("original BPB: " + ", ".join(f"{e} {base[e]['bpb']:.4f} (tok/B {base[e]['tokens_per_byte']:.4f})"
+    print(f"{against} BPB: " + ", ".join(f"{e} {base[e]['bpb']:.4f} (tok/B {base[e]['tokens_per_byte']:.4f})"
                                         for e in pair.evals))
     if plot:
         import matplotlib
@@ -280,7 +298,7 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
                     color=colors[names.index(name) % len(colors)], ls="--" if name in OLD_DEFAULTS else "-")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel="healing seconds (CPU; the README says how many threads and what ran beside)",
-               ylabel="BPB / original's (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
+               ylabel=f"BPB / {against}'s (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
                title=f"SmolLM2-135M -> {Path(pair.tokenizer).name}")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
@@ -297,6 +315,8 @@ def main() -> None:
     p.add_argument("--max-bytes", type=int, default=100_000, help="bytes of each held-out corpus scored")
     p.add_argument("--root", default=None, help=f"folder of the runs (default: {ROOT}/<pair>)")
     p.add_argument("--plot", default=None, help="PNG of ratio against seconds (table stage)")
+    p.add_argument("--against", default="original", help="table stage: the scores.json key every ratio divides by "
+                   "(e.g. fair-540 for the gap to the fair baseline)")
     p.add_argument("--jobs", type=int, default=1, help="score stage: folders scored at once (one thread each)")
     p.add_argument("--only", default=None, help="score stage: only these keys (e.g. original,default-0), so that "
                    "two score processes split the folders")
@@ -321,7 +341,7 @@ def main() -> None:
         stage_score(pair, root, methods, budgets, args.max_bytes, args.jobs,
                     set(args.only.split(",")) if args.only else None)
     else:
-        stage_table(pair, root, methods, budgets, args.plot)
+        stage_table(pair, root, methods, budgets, args.plot, args.against)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""benchmarks/bench_budget.py: a folder already scored on the same bytes is not scored again."""
+"""benchmarks/bench_budget.py: a folder already scored on the same bytes is not scored again; the table's intervals."""
 import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 spec = importlib.util.spec_from_file_location("bench_budget", Path(__file__).parent.parent / "benchmarks" / "bench_budget.py")
 bb = importlib.util.module_from_spec(spec)
@@ -57,3 +59,30 @@ def test_two_keys_of_one_folder_in_one_run_are_scored_once(tmp_path, monkeypatch
     assert set(scores) == {"original", "fair-0"}
     assert scores["fair-0"]["scores"] == scores["original"]["scores"] == {
         "libreoffice:fr:heldout": {"bpb": 1.25, "tokens_per_byte": 0.3, "bytes": 1000}}
+
+
+def _doc_scores(bits: list[float], tokens_per_byte: float = 0.3) -> dict:
+    return {e: {"bpb": sum(bits) / 1000, "tokens_per_byte": tokens_per_byte, "bytes": 1000,
+                "document_ids": [f"d{i}" for i in range(len(bits))], "document_bits": bits} for e in bb.PAIRS["fr"].evals}
+
+
+def test_table_gives_each_ratio_its_interval_over_documents_and_divides_by_any_key(tmp_path, capsys):
+    from tokengraft.measure.compare import paired_ratio
+
+    original, healed, fair = [100.0, 200.0, 300.0, 400.0], [90.0, 150.0, 280.0, 330.0], [80.0, 160.0, 250.0, 320.0]
+    scores = {"original": {"scores": _doc_scores(original)},
+              "default-540": {"scores": _doc_scores(healed, 0.2), "steps": 129},
+              "fair-540": {"scores": _doc_scores(fair), "steps": 121},
+              "emb-540": {"scores": {e: {"bpb": 0.9, "tokens_per_byte": 0.2} for e in bb.PAIRS["fr"].evals}}}
+    (tmp_path / "scores.json").write_text(json.dumps(scores))
+    bb.stage_table(bb.PAIRS["fr"], tmp_path, ["default", "emb"], [540], None)
+    out = capsys.readouterr().out
+    ratio, low, high = paired_ratio(original, healed)
+    assert low < ratio < high
+    assert f"| default | 540 | {ratio:.3f} ({low:.3f}-{high:.3f}) | 0.2000 | 129 |" in out
+    assert f"| emb | 540 | {0.9 / 1.0:.3f} | 0.2000 | 0 |" in out  # an older record without per-document bits: no interval
+    bb.stage_table(bb.PAIRS["fr"], tmp_path, ["default"], [540], None, against="fair-540")
+    ratio, low, high = paired_ratio(fair, healed)
+    assert f"| default | 540 | {ratio:.3f} ({low:.3f}-{high:.3f}) |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--against fair-60: no such key"):
+        bb.stage_table(bb.PAIRS["fr"], tmp_path, ["default"], [540], None, against="fair-60")
