@@ -91,9 +91,11 @@ def split_words(line: str) -> list[tuple[str, bool]]:
     return [(m.group(), m.start() > 0 and line[m.start() - 1].isspace()) for m in _WORD.finditer(line)]
 
 
-def eflomal_links(source: Sequence[Sequence[str]], target: Sequence[Sequence[str]],
-                  seed: int = 0) -> list[list[tuple[int, int]]]:
-    """Word links (source index, target index) per sentence pair: eflomal both ways, intersected."""
+def eflomal_links(source: Sequence[Sequence[str]], target: Sequence[Sequence[str]]) -> list[list[tuple[int, int]]]:
+    """Word links (source index, target index) per sentence pair: eflomal both ways, intersected.
+
+    eflomal's sampler seeds itself from /dev/urandom and takes no seed, so two runs on the same
+    text can keep somewhat different links (the more text, the less they differ)."""
     try:
         import eflomal
     except ImportError as exc:
