@@ -178,6 +178,10 @@ def test_each_document_keeps_its_own_bits(model, tokenizer):
     assert result.document_bits == pytest.approx(alone, abs=1e-4)
     assert sum(result.document_bits) == pytest.approx(result.nll_bits, rel=1e-12)
     assert sum(result.document_bytes) == result.bytes
+    total = bits_per_byte(model, tokenizer, corpus, options)  # one corpus: the total keeps its documents too
+    assert (total.document_ids, total.document_bits) == (result.document_ids, result.document_bits)
+    two = bits_per_byte(model, tokenizer, [corpus, Corpus("e", [Document("e0", DOCS[1])])], options)
+    assert two.document_ids == [] and [p.document_ids for p in two.parts] == [result.document_ids, ["e0"]]
 
 
 def test_model_mode_is_restored(model, tokenizer):

@@ -56,8 +56,8 @@ class EvalResult:
     ``tokens`` counts scored tokens: every token of every document once, the start token not
     included; ``tokens_per_second`` is scored tokens over wall time (tokenizing included, and
     ``tokenize_seconds`` of it spent tokenizing). A corpus's result also keeps each scored
-    document's id, bytes and bits (in document order; a total over corpora leaves them to its
-    parts), so two models' results on the same text can be compared document by document
+    document's id, bytes and bits (in document order; a total over several corpora leaves them
+    to its parts), so two models' results on the same text can be compared document by document
     (:mod:`tokengraft.measure.compare`).
     """
 
@@ -106,8 +106,10 @@ def make_result(name: str, nll_bits: float, tokens: int, num_bytes: int, seconds
 
 
 def combine(results: list[EvalResult], name: str = "total") -> EvalResult:
-    """One result over several corpora: sums of bits, bytes, tokens and time; ``parts`` keeps each."""
+    """One result over several corpora: sums of bits, bytes, tokens and time; ``parts`` keeps each.
+    Over one corpus it also keeps that corpus's documents (over several, they stay in ``parts``)."""
     starts = {r.start_token for r in results}
+    only = results[0] if len(results) == 1 else None
     return make_result(
         name,
         nll_bits=sum(r.nll_bits for r in results),
@@ -118,4 +120,7 @@ def combine(results: list[EvalResult], name: str = "total") -> EvalResult:
         start_token=starts.pop() if len(starts) == 1 else "",
         parts=results,
         tokenize_seconds=sum(r.tokenize_seconds for r in results),
+        document_ids=only.document_ids if only else None,
+        document_bytes=only.document_bytes if only else None,
+        document_bits=only.document_bits if only else None,
     )
