@@ -14,6 +14,7 @@ whether the training would differ again needs another seed.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -64,13 +65,12 @@ def paired_ratio(base_bits: Sequence[float], bits: Sequence[float], options: Com
     """
     options = options or CompareOptions()
     base, other = _pair(base_bits, bits)
-    counts = _strata(strata, len(base))
-    offsets = [sum(counts[:i]) for i in range(len(counts))]
+    groups = _groups(strata, len(base))
     generator = torch.Generator().manual_seed(options.seed)
     draws = []
     for start in range(0, options.samples, CHUNK):
         k = min(CHUNK, options.samples - start)
-        idx = torch.cat([offset + torch.randint(n, (k, n), generator=generator) for offset, n in zip(offsets, counts)], 1)
+        idx = torch.cat([g.start + torch.randint(len(g), (k, len(g)), generator=generator) for g in groups], 1)
         draws.append(other[idx].sum(1) / base[idx].sum(1))
     low, high = torch.quantile(torch.cat(draws), torch.tensor(_tails(options.level), dtype=torch.float64)).tolist()
     return (other.sum() / base.sum()).item(), low, high
@@ -81,8 +81,7 @@ def paired_ratio_reference(base_bits: Sequence[float], bits: Sequence[float], op
     """The same as :func:`paired_ratio` with Python's random module and a sorted list (different draws)."""
     options = options or CompareOptions()
     _pair(base_bits, bits)
-    counts = _strata(strata, len(bits))
-    groups = [range(sum(counts[:i]), sum(counts[:i + 1])) for i in range(len(counts))]
+    groups = _groups(strata, len(bits))
     rng = random.Random(options.seed)
     ratios = []
     for _ in range(options.samples):
@@ -165,11 +164,13 @@ def _pair(base_bits: Sequence[float], bits: Sequence[float]) -> tuple[torch.Tens
     return base, torch.tensor(bits, dtype=torch.float64)
 
 
-def _strata(strata: Sequence[int] | None, n: int) -> list[int]:
+def _groups(strata: Sequence[int] | None, n: int) -> list[range]:
+    """The document indices of each stratum (consecutive counts; None: one group of all ``n``)."""
     counts = [n] if strata is None else list(strata)
     if sum(counts) != n or min(counts) < 1:
         raise TokengraftError(f"strata must be positive document counts adding up to the {n} documents (got {counts})")
-    return counts
+    ends = list(itertools.accumulate(counts))
+    return [range(end - count, end) for count, end in zip(counts, ends)]
 
 
 def _tails(level: float) -> tuple[float, float]:
