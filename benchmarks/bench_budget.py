@@ -6,6 +6,8 @@
     heavy -x python3 benchmarks/bench_budget.py --pair de --stage score --methods default,fair \
         --budgets 0,540 --jobs 2                                            # BPB of every folder (load-free)
     python3 benchmarks/bench_budget.py --pair de --stage table --plot out/bench-budget/de.png
+    python3 benchmarks/bench_budget.py --pair de --stage train --methods default,fair --budgets 60,300 \
+        --side-by-side --device cuda                                        # the same on a GPU (score: --device cuda)
 
 Pairs: ``de`` SmolLM2-135M -> the 32k German BPE (trained on libreoffice:de:train, judged on
 libreoffice:de:heldout and on German man pages, text from outside LibreOffice); ``fr`` -> the
@@ -143,7 +145,8 @@ def stage_transplant(pair: Pair, root: Path, hypernet: str | None) -> None:
         print(f"transplant {method}: {time.perf_counter() - t0:.0f} s (loading included)", flush=True)
 
 
-def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], side_by_side: bool) -> None:
+def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], side_by_side: bool,
+                device: str = "cpu") -> None:
     runs = []
     for budget in budgets:
         for method in methods:
@@ -153,7 +156,7 @@ def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
                 continue
             runs.append((f"{method} {budget} s", out, tool(
                 "heal", "--model", start_folder(pair, start, root), "--corpus", pair.train, "--max-seconds",
-                str(budget), "--device", "cpu", "--save-every", "0", "--eval-every", "0", "--no-progress",
+                str(budget), "--device", device, "--save-every", "0", "--eval-every", "0", "--no-progress",
                 "--out", str(out), "--overwrite", *flags)))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if side_by_side else None
     width = 2 if side_by_side else 1
@@ -167,7 +170,8 @@ def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             print(f"{name}: finished after {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: int = 0) -> dict[str, Any]:
+def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: int = 0,
+                 device: str = "cpu") -> dict[str, Any]:
     import torch
 
     from tokengraft.assets import load_corpora, load_model, load_tokenizer
@@ -178,7 +182,7 @@ def score_folder(folder: str, evals: tuple[str, ...], max_bytes: int, threads: i
     model, tok = load_model(folder), load_tokenizer(folder)
     out = {}
     for corpus in load_corpora(list(evals), max_bytes=max_bytes):
-        r = bits_per_byte(model, tok, corpus, EvalOptions())
+        r = bits_per_byte(model, tok, corpus, EvalOptions(device=device))
         out[corpus.name] = {"bpb": r.bpb, "tokens_per_byte": r.tokens_per_byte, "bytes": r.bytes,
                             "document_ids": r.document_ids, "document_bits": r.document_bits}
     return out
@@ -202,7 +206,7 @@ def known_scores(root: Path, folders, evals: tuple[str, ...]) -> dict[tuple[str,
 
 
 def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], max_bytes: int, jobs: int,
-                only: set[str] | None = None) -> None:
+                only: set[str] | None = None, device: str = "cpu") -> None:
     """BPB of every folder not scored yet on these bytes (of the keys in ``only``, when given);
     ``jobs`` processes of one thread each."""
     from concurrent.futures import ProcessPoolExecutor
@@ -228,10 +232,11 @@ def stage_score(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
     for key, folder in todo.items():
         first.setdefault(real(folder), key)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {key: pool.submit(score_folder, folder, pair.evals, max_bytes, 1 if jobs > 1 else 0)
+        futures = {key: pool.submit(score_folder, folder, pair.evals, max_bytes, 1 if jobs > 1 else 0, device)
                    for key, folder in todo.items() if first[real(folder)] == key}
         for key, folder in todo.items():
-            record = {"folder": folder, "max_bytes": max_bytes, "scores": futures[first[real(folder)]].result()}
+            record = {"folder": folder, "max_bytes": max_bytes, "device": device,
+                      "scores": futures[first[real(folder)]].result()}
             heal_json = Path(folder, "heal.json")
             if heal_json.exists():
                 heal_record = json.loads(heal_json.read_text())
@@ -297,7 +302,7 @@ def stage_table(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label,
                     color=colors[names.index(name) % len(colors)], ls="--" if name in OLD_DEFAULTS else "-")
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set(xlabel="healing seconds (CPU; the README says how many threads and what ran beside)",
+        ax.set(xlabel="healing seconds (the README says on which device, how many threads and what ran beside)",
                ylabel=f"BPB / {against}'s (held-out)" if len(pair.evals) > 1 else f"BPB ratio on {pair.evals[0]}",
                title=f"SmolLM2-135M -> {Path(pair.tokenizer).name}")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -322,6 +327,8 @@ def main() -> None:
                    "two score processes split the folders")
     p.add_argument("--hypernet", default=None, help="transplant stage: a trained hypernetwork folder for the "
                    "hypernet method's transplant (tokengraft hypernet train)")
+    p.add_argument("--device", default="cpu", help="train and score stages: cpu or cuda (a GPU: the same runs and "
+                   "budgets, scored there too; every folder of one root should be scored on one device)")
     p.add_argument("--side-by-side", action="store_true",
                    help="train stage: two runs at a time (in the order budget, method), one torch thread each")
     args = p.parse_args()
@@ -336,10 +343,10 @@ def main() -> None:
     if args.stage == "transplant":
         stage_transplant(pair, root, args.hypernet)
     elif args.stage == "train":
-        stage_train(pair, root, methods, budgets, args.side_by_side)
+        stage_train(pair, root, methods, budgets, args.side_by_side, args.device)
     elif args.stage == "score":
         stage_score(pair, root, methods, budgets, args.max_bytes, args.jobs,
-                    set(args.only.split(",")) if args.only else None)
+                    set(args.only.split(",")) if args.only else None, args.device)
     else:
         stage_table(pair, root, methods, budgets, args.plot, args.against)
 

@@ -43,9 +43,9 @@ def test_score_reuses_a_linked_run_of_another_pair_on_the_same_text_and_nothing_
     assert "fair-60" not in json.loads((sb / "scores.json").read_text())
 
 
-def fake_score(folder, evals, max_bytes, threads=0):
+def fake_score(folder, evals, max_bytes, threads=0, device="cpu"):
     with open(os.environ["BENCH_BUDGET_SCORED"], "a") as log:  # the scoring runs in a worker process
-        log.write(folder + "\n")
+        log.write(folder + ("" if device == "cpu" else f" on {device}") + "\n")
     return {e: {"bpb": 1.25, "tokens_per_byte": 0.3, "bytes": max_bytes} for e in evals}
 
 
@@ -59,6 +59,29 @@ def test_two_keys_of_one_folder_in_one_run_are_scored_once(tmp_path, monkeypatch
     assert set(scores) == {"original", "fair-0"}
     assert scores["fair-0"]["scores"] == scores["original"]["scores"] == {
         "libreoffice:fr:heldout": {"bpb": 1.25, "tokens_per_byte": 0.3, "bytes": 1000}}
+
+
+def test_device_reaches_every_heal_command_and_every_score(tmp_path, monkeypatch):
+    commands = []
+
+    class FakeRun:
+        def __init__(self, cmd, **kwargs):
+            commands.append(cmd)
+            self.returncode = 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(bb.subprocess, "Popen", FakeRun)
+    bb.stage_train(bb.PAIRS["fr"], tmp_path, ["default", "fair"], [0, 60], False, "cuda")
+    assert [c[c.index("--model") + 1] for c in commands] == [str(tmp_path / "transplant-graft"), "smollm2-135m"]
+    assert [c[c.index("--device") + 1] for c in commands] == ["cuda", "cuda"]  # the 0-s budget trains nothing
+    log = tmp_path / "scored.txt"
+    monkeypatch.setenv("BENCH_BUDGET_SCORED", str(log))
+    monkeypatch.setattr(bb, "score_folder", fake_score)
+    bb.stage_score(bb.PAIRS["fr"], tmp_path, ["fair"], [0], 1000, 1, device="cuda")
+    assert log.read_text().splitlines() == ["smollm2-135m on cuda"]
+    assert json.loads((tmp_path / "scores.json").read_text())["original"]["device"] == "cuda"
 
 
 def _doc_scores(bits: list[float], tokens_per_byte: float = 0.3) -> dict:
