@@ -146,7 +146,7 @@ def stage_transplant(pair: Pair, root: Path, hypernet: str | None) -> None:
 
 
 def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], side_by_side: bool,
-                device: str = "cpu") -> None:
+                device: str = "cpu", seed: int = 0) -> None:
     runs = []
     for budget in budgets:
         for method in methods:
@@ -157,7 +157,7 @@ def stage_train(pair: Pair, root: Path, methods: list[str], budgets: list[int], 
             runs.append((f"{method} {budget} s", out, tool(
                 "heal", "--model", start_folder(pair, start, root), "--corpus", pair.train, "--max-seconds",
                 str(budget), "--device", device, "--save-every", "0", "--eval-every", "0", "--no-progress",
-                "--out", str(out), "--overwrite", *flags)))
+                "--out", str(out), "--overwrite", "--seed", str(seed), *flags)))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if side_by_side else None
     width = 2 if side_by_side else 1
     for i in range(0, len(runs), width):
@@ -329,6 +329,8 @@ def main() -> None:
                    "hypernet method's transplant (tokengraft hypernet train)")
     p.add_argument("--device", default="cpu", help="train and score stages: cpu or cuda (a GPU: the same runs and "
                    "budgets, scored there too; every folder of one root should be scored on one device)")
+    p.add_argument("--seed", type=int, default=0, help="train stage: heal's --seed (the batches drawn; a repeat of "
+                   "the same runs in another root measures the runs' own noise)")
     p.add_argument("--side-by-side", action="store_true",
                    help="train stage: two runs at a time (in the order budget, method), one torch thread each")
     args = p.parse_args()
@@ -343,7 +345,7 @@ def main() -> None:
     if args.stage == "transplant":
         stage_transplant(pair, root, args.hypernet)
     elif args.stage == "train":
-        stage_train(pair, root, methods, budgets, args.side_by_side, args.device)
+        stage_train(pair, root, methods, budgets, args.side_by_side, args.device, args.seed)
     elif args.stage == "score":
         stage_score(pair, root, methods, budgets, args.max_bytes, args.jobs,
                     set(args.only.split(",")) if args.only else None, args.device)

@@ -61,7 +61,7 @@ def test_two_keys_of_one_folder_in_one_run_are_scored_once(tmp_path, monkeypatch
         "libreoffice:fr:heldout": {"bpb": 1.25, "tokens_per_byte": 0.3, "bytes": 1000}}
 
 
-def test_device_reaches_every_heal_command_and_every_score(tmp_path, monkeypatch):
+def test_device_and_seed_reach_every_heal_command_and_the_device_every_score(tmp_path, monkeypatch):
     commands = []
 
     class FakeRun:
@@ -73,9 +73,10 @@ def test_device_reaches_every_heal_command_and_every_score(tmp_path, monkeypatch
             return 0
 
     monkeypatch.setattr(bb.subprocess, "Popen", FakeRun)
-    bb.stage_train(bb.PAIRS["fr"], tmp_path, ["default", "fair"], [0, 60], False, "cuda")
+    bb.stage_train(bb.PAIRS["fr"], tmp_path, ["default", "fair"], [0, 60], False, "cuda", seed=3)
     assert [c[c.index("--model") + 1] for c in commands] == [str(tmp_path / "transplant-graft"), "smollm2-135m"]
     assert [c[c.index("--device") + 1] for c in commands] == ["cuda", "cuda"]  # the 0-s budget trains nothing
+    assert [c[c.index("--seed") + 1] for c in commands] == ["3", "3"]
     log = tmp_path / "scored.txt"
     monkeypatch.setenv("BENCH_BUDGET_SCORED", str(log))
     monkeypatch.setattr(bb, "score_folder", fake_score)
