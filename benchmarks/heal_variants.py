@@ -91,9 +91,9 @@ def patch_emb_lr(lr: float) -> None:
 def patch_tied(which: str) -> None:
     from tokengraft.heal import sparse_rows as sr
 
-    orig = sr.SparseRows.mask
+    orig = sr.SparseRows.plan
 
-    def mask(self, rows):
+    def plan(self, rows):
         a, b = self.read_param, self.predict_param
         if a is b or a.grad is None or b.grad is None:
             return orig(self, rows)
@@ -103,17 +103,12 @@ def patch_tied(which: str) -> None:
             predict |= sr.hard_negatives(b.grad, predict, self.negatives)
         mean = 0.5 * (a.grad + b.grad)
         a.grad.copy_(mean)
-        plan = [(a, read | predict), (b, predict)]
         if which == "both":
             b.grad.copy_(mean)
-            plan[1] = (b, read | predict)
-        self._kept = []
-        for param, used in plan:
-            unused = ~used.to(param.device)
-            param.grad[unused] = 0
-            self._kept.append((param, unused, param.detach()[unused].clone()))
+            return [(a, read | predict), (b, read | predict)]
+        return [(a, read | predict), (b, predict)]
 
-    sr.SparseRows.mask = mask
+    sr.SparseRows.plan = plan
 
 
 def patch_spell(n: int, model: str) -> None:

@@ -50,3 +50,18 @@ def test_a_tied_or_frozen_input_matrix_gets_no_shadow():
     model = TwoMatrices(3, 2)
     model.emb.weight.requires_grad_(False)
     assert SharedPieces.of(model, [[0], [1], [0, 1]]) is None
+
+
+def test_the_shadow_holds_only_old_tokens_that_spell_a_new_one_and_moves_rows_as_a_full_one():
+    torch.manual_seed(0)
+    pieces = [[7, 2], [7], [40, 40, 2], []]  # old ids up to 40: three of them spell something
+    model = TwoMatrices(4, 3)
+    shared = SharedPieces.of(model, pieces)
+    assert tuple(shared.shadow.shape) == (3, 3)
+    start, grad = model.emb.weight.detach().clone(), torch.randn(4, 3)
+    model.emb.weight.grad = grad.clone()
+    shared.gradients()
+    torch.optim.SGD([shared.shadow], lr=0.5).step()
+    shared.apply()
+    m = piece_matrix(pieces, 4, 41).to_dense()  # one column per old id, as before the shadow was compact
+    assert torch.allclose(model.emb.weight.detach(), start - 0.5 * m @ (m.t() @ grad), atol=1e-6)

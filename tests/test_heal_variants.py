@@ -50,7 +50,7 @@ def test_parse_rejects_unknown_variants_and_bad_values():
 def test_tied_both_moves_input_and_output_rows_by_one_mean_gradient(monkeypatch):
     from tokengraft.heal import sparse_rows as sr
 
-    monkeypatch.setattr(sr.SparseRows, "mask", sr.SparseRows.mask)  # undone after the test
+    monkeypatch.setattr(sr.SparseRows, "plan", sr.SparseRows.plan)  # undone after the test
     hv.patch_tied("both")
     emb, head = torch.nn.Parameter(torch.zeros(5, 2)), torch.nn.Parameter(torch.ones(5, 2))
     emb.grad, head.grad = torch.full((5, 2), 2.0), torch.full((5, 2), 4.0)

@@ -19,6 +19,7 @@ from tokengraft.heal.continuation import letter_edges
 from tokengraft.heal.coverage import coverage_first_epoch
 from tokengraft.heal.data import AlignedStream, PackedStream
 from tokengraft.heal.options import HealOptions
+from tokengraft.heal.row_adam import RowAdamW
 from tokengraft.heal.shared_pieces import SharedPieces
 from tokengraft.heal.sparse_rows import SparseRows
 from tokengraft.heal.tokens import aligner, plain_encoder
@@ -213,7 +214,8 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     if shared is not None:
         groups.append({"params": [shared.shadow], "weight_decay": 0.0,
                        "lr": options.share_pieces * options.learning_rate})
-    optimizer = torch.optim.AdamW(groups, lr=options.learning_rate)
+    rows = [p for p in modes.embedding_params(modes.unwrap(model)) if p.requires_grad] if options.sparse_rows else []
+    optimizer = RowAdamW(groups, lr=options.learning_rate, row_params=rows)
     total = options.total_steps()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_schedule(options, clock, 0))
     start_student = compat.start_token_id(tokenizer)
@@ -232,6 +234,7 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
         stream = PackedStream(texts, plain_encoder(tokenizer), start_student, options.seq_len, options.seed,
                               first_epoch)
     embedding_rows = accelerator.unwrap_model(model).get_input_embeddings().weight.shape[0]
+    row_optimizer = optimizer
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.is_main_process:
         steps = f"{total} steps" if total is not None else f"{options.budget:g} s"
@@ -240,7 +243,7 @@ def build_run(options: HealOptions, accelerator: Any, clock: Clock) -> Run:
     return Run(options, accelerator, model, tokenizer, optimizer, scheduler, stream, eval_corpora,
                teacher=teacher, teacher_spec=teacher_spec, trainable=trainable, clock=clock,
                teacher_tokenizer=teacher_tok, texts=texts, frozen=frozen,
-               sparse=(SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives)
+               sparse=(SparseRows.of(accelerator.unwrap_model(model), options.sparse_negatives, row_optimizer)
                        if options.sparse_rows else None), shared=shared,
                reads=torch.zeros(embedding_rows, dtype=torch.long),
                copied=reads.copied_inputs(options.model, embedding_rows),

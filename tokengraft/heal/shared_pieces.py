@@ -7,8 +7,8 @@ transplant's excess bits. The original model healed on the same pages has no suc
 vocabulary is made of pieces, and moving a piece moves every word that contains it.
 
 This gives a transplant the same sharing on its input side. The input matrix gets a shadow
-matrix ``U`` with one row per *old* token (a new token's pieces: the old-tokenizer ids that
-spell it). A step computes ``U``'s gradient from the matrix's (already masked) gradient,
+matrix ``U`` with one row per *old* token that spells some new token (a new token's pieces: the
+old-tokenizer ids that spell it). A step computes ``U``'s gradient from the matrix's (already masked) gradient,
 ``M^T g``, where ``M`` averages each new token's pieces; the optimizer steps ``U`` (its own
 Adam moments, learning rate ``share x lr``); then every row moves by ``M U`` and ``U`` is
 reset to zero. So the parametrisation is ``E = E_rows + M U``: a row the batch reads gets its
@@ -75,9 +75,14 @@ class SharedPieces:
         if not cls.shares(model):
             return None
         param = unwrap(model).get_input_embeddings().weight
-        old = 1 + max((i for p in pieces for i in p), default=0)
-        m = piece_matrix(pieces, param.shape[0], old, keep).to(param.device)
-        shadow = torch.nn.Parameter(torch.zeros(old, param.shape[1], device=param.device, dtype=param.dtype))
+        # one shadow row per old token that spells some new token: the rest would never move
+        # (the German pair: 7,898 of SmolLM2's 49,152, a sixth of the shadow's optimizer cost)
+        used = sorted({i for p in pieces for i in p})
+        column = {old_id: k for k, old_id in enumerate(used)}
+        compact = [[column[i] for i in p] for p in pieces]
+        m = piece_matrix(compact, param.shape[0], max(1, len(used)), keep).to(param.device)
+        shadow = torch.nn.Parameter(torch.zeros(max(1, len(used)), param.shape[1], device=param.device,
+                                                dtype=param.dtype))
         return cls(param, shadow, m, m.t().to_sparse_csr())
 
     def gradients(self) -> None:

@@ -75,25 +75,29 @@ def batch_ids(rows: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class SparseRows:
-    """Keeps the rows a step does not use where they were (call ``mask`` before the step, ``restore`` after)."""
+    """Keeps the rows a step does not use where they were (call ``mask`` before the step, ``restore`` after).
+
+    With a :class:`~tokengraft.heal.row_adam.RowAdamW` (``optimizer``) the step itself touches only
+    the used rows of the matrices it was given; any other matrix gets its unused rows put back."""
 
     read_param: torch.nn.Parameter                  # the input embedding matrix
     predict_param: torch.nn.Parameter               # the output matrix (the same object when tied)
     negatives: int = 0                              # output rows outside the targets that step too (largest gradients)
+    optimizer: Any = None                           # a RowAdamW that steps only the rows it is told
     _kept: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, model: Any, negatives: int = 0) -> "SparseRows | None":
+    def of(cls, model: Any, negatives: int = 0, optimizer: Any = None) -> "SparseRows | None":
         """For a model whose embedding matrices are trained, else None."""
         base = unwrap(model)
         emb, head = base.get_input_embeddings(), base.get_output_embeddings()
         predict = head.weight if head is not None else emb.weight
         if not (emb.weight.requires_grad or predict.requires_grad):
             return None
-        return cls(emb.weight, predict, negatives)
+        return cls(emb.weight, predict, negatives, optimizer)
 
-    def mask(self, rows: Any) -> None:
-        """Zero the gradients of unused rows and remember their values (before clipping and the step)."""
+    def plan(self, rows: Any) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+        """(matrix, (rows,) bool mask of the rows this step uses) for each trained matrix."""
         reads, predicts = batch_ids(rows)
         read = used_rows(reads, self.read_param.shape[0])
         predict = used_rows(predicts, self.predict_param.shape[0])
@@ -101,16 +105,21 @@ class SparseRows:
             taken = read | predict if self.predict_param is self.read_param else predict
             predict |= hard_negatives(self.predict_param.grad, taken, self.negatives)
         if self.predict_param is self.read_param:
-            plan = [(self.read_param, read | predict)]
-        else:
-            plan = [(self.read_param, read), (self.predict_param, predict)]
+            return [(self.read_param, read | predict)]
+        return [(self.read_param, read), (self.predict_param, predict)]
+
+    def mask(self, rows: Any) -> None:
+        """Zero the gradients of unused rows (before clipping and the step) and have the step keep them."""
         self._kept = []
-        for param, used in plan:
+        for param, used in self.plan(rows):
             if not param.requires_grad or param.grad is None:
                 continue
             unused = ~used.to(param.device)
             param.grad[unused] = 0
-            self._kept.append((param, unused, param.detach()[unused].clone()))
+            if self.optimizer is not None and id(param) in self.optimizer.row_ids:
+                self.optimizer.select_rows(param, used)
+            else:
+                self._kept.append((param, unused, param.detach()[unused].clone()))
 
     def restore(self) -> None:
         """Put the unused rows back as they were before the step (Adam's momentum moves them otherwise)."""
