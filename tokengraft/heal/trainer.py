@@ -25,6 +25,7 @@ from tokengraft.heal.losses import collate_alm
 from tokengraft.heal.options import HealOptions, HealResult
 from tokengraft.heal.budget import Clock
 from tokengraft.heal.continuation import target_weights
+from tokengraft.heal.frozen import FrozenLinears
 from tokengraft.heal.setup import Run, build_run, make_accelerator, make_schedule
 from tokengraft.heal.steps import Counts, alm_micro, lm_micro, step_losses, teacher_chunk_logps
 
@@ -251,6 +252,9 @@ def _train(run: Run, root: Path) -> float:
             logger.warning("a budget of %g s leaves little time to train: writing the result takes ~%.0f s",
                         o.budget, clock.reserve)
     clock.begin_training()
+    low = FrozenLinears(run.model) if acc.mixed_precision == "bf16" else None
+    if low is not None:
+        low.cast()
     try:
         while total is None or run.step < total:
             if not _agree(acc, clock.can_step()):
@@ -266,7 +270,8 @@ def _train(run: Run, root: Path) -> float:
             bar.update(1)
             more = total is None or run.step < total
             if o.eval_every and run.step % o.eval_every == 0 and more:
-                _evaluate(run)
+                with low.exact() if low is not None else contextlib.nullcontext():
+                    _evaluate(run)
             if o.save_every and run.step % o.save_every == 0 and more:
                 last_saved = _save(run, root)
         if run.stopped_by_budget:
@@ -284,6 +289,8 @@ def _train(run: Run, root: Path) -> float:
             f"--batch-size, a larger --grad-accum or a smaller --seq-len{kept}") from None
     finally:
         bar.close()
+        if low is not None:
+            low.restore()
     _evaluate(run)
     run.tokens_per_second = (run.tokens_seen - tokens_at_start) / max(seconds, 1e-9)
     return seconds
