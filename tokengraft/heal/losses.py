@@ -9,19 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from tokengraft.heal.data import AlmRow
+from tokengraft.heal.target_logp import token_logprobs
 
-
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """(B, T) float32: entry p is log P(ids[:, p] | ids[:, :p]); column 0 is 0 (not predicted).
-
-    logits: (B, T, V) from a causal LM on ``ids`` (B, T).
-    """
-    b, t, v = logits.shape
-    logp = -F.cross_entropy(logits[:, :-1].float().reshape(-1, v), ids[:, 1:].reshape(-1), reduction="none")
-    return torch.cat([logp.new_zeros(b, 1), logp.view(b, t - 1)], dim=1)
+__all__ = ["token_logprobs", "chunk_sums", "log1mexp", "alm_bce", "AlmBatch", "collate_alm"]
 
 
 def chunk_sums(token_logp: torch.Tensor, chunk_index: torch.Tensor, num_chunks: int) -> torch.Tensor:
